@@ -161,7 +161,10 @@ class Tenant:
                         denied.status, "activityLimitReached" if route.surface == "graph" else "throttled",
                         "The request has been throttled", inner_code="throttledRequest",
                         headers=denied.headers))
+            seq_before = self.state.current_seq()
             resp = await route.handler(ctx)
+            if self.state.current_seq() != seq_before:
+                self._changed_since(seq_before)
         except HttpError as exc:
             resp = self._render_error(route, req, exc)
         except StateError as exc:
@@ -174,6 +177,20 @@ class Tenant:
         self.stats.record(req.method, route_name, resp.status, ru, client_key, time.perf_counter() - started)
         del in_batch
         return resp
+
+    def _changed_since(self, seq: int) -> None:
+        """Content changed (through any surface): schedule change notifications for those drives.
+
+        Hooked here rather than in each handler so that Graph, SharePoint REST and admin-seeded
+        changes all notify alike, as SharePoint's own change pipeline does.
+        """
+        from emulator import graph_misc
+
+        notify = getattr(graph_misc, "notify_drive_change", None)
+        if notify is None:
+            return
+        for row in self.state.q("SELECT DISTINCT drive_id FROM items WHERE seq > ?", (seq,)):
+            notify(self, row["drive_id"])
 
     def _cost(self, route: Route, ctx: Ctx) -> int:
         if route.cost is None:

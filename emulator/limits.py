@@ -81,7 +81,8 @@ class Stats:
         self.in_retry_after_window: Counter[str] = Counter()
         self.total_seconds = 0.0
 
-    def record(self, method: str, route: str, status: int, ru: int, client_id: str, seconds: float) -> None:
+    def record(self, method: str, route: str, status: int, ru: int, client_id: str,  # noqa: PLR0917
+               seconds: float) -> None:
         self.requests[(method, route, status)] += 1
         if client_id:
             self.ru_by_app[client_id] += ru
@@ -124,7 +125,8 @@ class Throttle:
     #: and a client rounding its sleep up to the millisecond).
     GRACE = 0.005
 
-    def __init__(self, ru_per_minute: int, stats: Stats | None = None, *, clock: Clock = time.monotonic) -> None:
+    def __init__(self, ru_per_minute: int, stats: Stats | None = None, *,
+                 clock: Clock = time.monotonic) -> None:
         if ru_per_minute < 1:
             raise ValueError("ru_per_minute must be a positive integer")
         self.budget = ru_per_minute
@@ -235,8 +237,8 @@ class Throttle:
         if used < self.NEAR_LIMIT * self.budget:
             return []
         reset = max(0, math.ceil(spent[0][0] + self.WINDOW - now)) if spent else 0
-        return [("ratelimit-limit", str(self.budget)), ("ratelimit-remaining", str(max(0, self.budget - used))),
-                ("ratelimit-reset", str(reset))]
+        return [("ratelimit-limit", str(self.budget)),
+                ("ratelimit-remaining", str(max(0, self.budget - used))), ("ratelimit-reset", str(reset))]
 
     def snapshot(self) -> dict[str, Any]:
         now = self.clock()
@@ -431,7 +433,8 @@ class Faults:
             # What SharePoint-backed Graph calls answer when throttled (activityLimitReached /
             # throttledRequest; graph-api.md §2.17); SharePoint REST renders it as OData.
             return HttpError(429, "activityLimitReached", "The request has been throttled",
-                             inner_code="throttledRequest", headers=[("retry-after", fault.retry_after or "1")])
+                             inner_code="throttledRequest",
+                             headers=[("retry-after", fault.retry_after or "1")])
         if fault.kind == "503":
             return HttpError(503, "serviceNotAvailable", "The service is temporarily unavailable. "
                              "Retry after the number of seconds given in Retry-After.",

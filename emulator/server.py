@@ -79,7 +79,8 @@ async def serve_async(tenant: Tenant, sock: socket.socket, *, log_level: str = "
     identity = tenant.identity
     config = uvicorn.Config(tenant, ssl_certfile=str(identity.server_cert_path),
                             ssl_keyfile=str(identity.server_key_path), log_level=log_level, lifespan="on",
-                            access_log=False, timeout_keep_alive=30, http="h11")
+                            access_log=False, timeout_keep_alive=30, http="h11",
+                            timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     await server.serve(sockets=[sock])
 

@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
 import uuid
@@ -365,6 +366,23 @@ class Subscription:
     latest_tls: str | None
 
 
+@dataclasses.dataclass(frozen=True)
+class UploadSession:
+    """A Graph resumable upload (createUploadSession): bytes received so far, in order."""
+
+    id: str
+    drive_id: str
+    parent_id: str
+    name: str
+    conflict: str
+    total: int | None
+    received: int
+    expires: str
+    defer_commit: bool
+    client_id: str
+    description: str | None
+
+
 class StateError(Exception):
     """A precondition of the model failed; ``code`` is Graph's error code for it."""
 
@@ -518,6 +536,11 @@ class State:
     def app_site_roles(self, client_id: str, site_id: str) -> set[str]:
         row = self.q1("SELECT roles FROM site_grants WHERE site_id=? AND client_id=?", (site_id, client_id))
         return set(json.loads(row["roles"])) if row else set()
+
+    def app_by_display_name(self, display_name: str) -> App | None:
+        """The app registered under ``display_name`` (how createdBy names an app-only caller)."""
+        row = self.q1("SELECT client_id FROM apps WHERE display_name=? ORDER BY rowid LIMIT 1", (display_name,))
+        return self.get_app(row["client_id"]) if row else None
 
     # ------------------------------------------------------------------ directory
     def add_user(self, upn: str, display_name: str, *, user_type: str = "Member", mail: str | None = None,
@@ -964,6 +987,128 @@ class State:
     def depth_of(item: Item) -> int:
         return item.path.count("/")
 
+    # Added for graph_drive: upload sessions, check-out state, quota.
+    def create_upload_session(self, *, drive_id: str, parent_id: str, name: str, conflict: str,
+                              total: int | None, expires: str, defer_commit: bool, client_id: str,
+                              description: str | None) -> UploadSession:
+        """Open a resumable upload; its id is the unguessable secret of the pre-authorized uploadUrl."""
+        session_id = secrets.token_urlsafe(32)
+        self.x("INSERT INTO upload_sessions(id,drive_id,parent_id,name,conflict,total,received,expires,"
+               "defer_commit,client_id,description) VALUES(?,?,?,?,?,?,x'',?,?,?,?)",
+               (session_id, drive_id, parent_id, name, conflict, total, expires, int(defer_commit), client_id,
+                description))
+        found = self.upload_session(session_id)
+        assert found is not None
+        return found
+
+    def upload_session(self, session_id: str) -> UploadSession | None:
+        row = self.q1("SELECT id,drive_id,parent_id,name,conflict,total,length(received) AS received,expires,"
+                      "defer_commit,client_id,description FROM upload_sessions WHERE id=?", (session_id,))
+        if row is None:
+            return None
+        data = {k: row[k] for k in row.keys()}  # noqa: SIM118
+        data["defer_commit"] = bool(data["defer_commit"])
+        return UploadSession(**data)
+
+    def append_upload(self, session_id: str, fragment: bytes, *, total: int, expires: str) -> None:
+        """Append the next in-order fragment and fix the declared total size."""
+        self.x("UPDATE upload_sessions SET received=received || ?, total=?, expires=? WHERE id=?",
+               (fragment, total, expires, session_id))
+
+    def upload_bytes(self, session_id: str) -> bytes:
+        row = self.q1("SELECT received FROM upload_sessions WHERE id=?", (session_id,))
+        return bytes(row["received"]) if row else b""
+
+    def delete_upload_session(self, session_id: str) -> bool:
+        return self.x("DELETE FROM upload_sessions WHERE id=?", (session_id,)).rowcount > 0
+
+    def checkout_holder(self, item: Item) -> str | None:
+        """Who has the file checked out (display name), or None."""
+        return self.meta(f"checkout:{item.id}") or None
+
+    def set_checkout(self, item: Item, holder: str | None) -> None:
+        """Check a file out to ``holder`` or, with None, check it back in."""
+        self.set_meta(f"checkout:{item.id}", holder or "")
+
+    def drive_used_bytes(self, drive_id: str) -> int:
+        """Bytes used by the current versions of the drive's live files (drive quota ``used``)."""
+        row = self.q1("SELECT COALESCE(SUM(size),0) AS s FROM items WHERE drive_id=? AND deleted=0 "
+                      "AND is_folder=0", (drive_id,))
+        return int(row["s"]) if row else 0
+
+    def bulk_insert_items(self, parent: Item, entries: Sequence[tuple[int, str, bytes | None]], *, by: str,
+                          mime: str | None = None) -> list[str]:
+        """Create many folders and files below ``parent`` in one transaction (seeding, benchmarks).
+
+        ``entries`` are ``(parent_index, name, content)``: ``parent_index`` -1 means ``parent``,
+        otherwise the index of an earlier entry, which must be a folder; ``content`` None makes a
+        folder. Each item gets its own change stamp, list item id and (files) first version, as
+        ``create_folder``/``put_file`` would give it, but nothing is resolved per item: a name
+        taken in its folder is 409. Returns the new ids in entry order.
+        """
+        if not parent.is_folder:
+            raise StateError(400, "invalidRequest", "The parent must be a folder.")
+        drive = self.drive(parent.drive_id)
+        assert drive is not None
+        row = self.q1("SELECT url_name FROM lists WHERE id=?", (drive.list_id,))
+        assert row is not None
+        url_name = str(row["url_name"])
+        taken: dict[int, set[str]] = {-1: {r["name"].lower() for r in self.q(
+            "SELECT name FROM items WHERE parent_id=? AND deleted=0", (parent.id,))}}
+        paths: list[str] = []
+        for index, (parent_index, name, content) in enumerate(entries):
+            check_name(name)
+            if parent_index != -1 and not (0 <= parent_index < index and entries[parent_index][2] is None):
+                raise StateError(400, "invalidRequest", f"Entry {index}: its parent must be an earlier folder.")
+            siblings = taken.setdefault(parent_index, set())
+            if name.lower() in siblings:
+                raise NameConflict(f"An item with the name '{name}' already exists in the folder.")
+            siblings.add(name.lower())
+            path = f"{parent.path if parent_index == -1 else paths[parent_index]}/{name}"
+            if len(url_name) + len(path) > MAX_PATH_LENGTH:
+                raise StateError(400, "invalidRequest", f"The path '{path[:60]}…' is longer than SharePoint "
+                                                        f"allows ({MAX_PATH_LENGTH} characters).")
+            paths.append(path)
+            del content
+        n = len(entries)
+        if n == 0:
+            return []
+        now = iso()
+        # os.urandom-based ids: new_item_id() draws 32 characters one by one, too slow for 100k items.
+        ids = ["01" + base64.b32encode(os.urandom(20)).decode() for _ in range(n)]
+        with self.transaction():
+            first_seq = self.current_seq() + 1
+            self.set_meta("seq", str(first_seq + n - 1))
+            self.db.executemany("INSERT INTO change_times(seq, at) VALUES(?,?)",
+                                ((first_seq + i, now) for i in range(n)))
+            list_row = self.q1("SELECT next_item_id FROM lists WHERE id=?", (drive.list_id,))
+            assert list_row is not None
+            first_list_item = int(list_row["next_item_id"])
+            self.x("UPDATE lists SET next_item_id=? WHERE id=?", (first_list_item + n, drive.list_id))
+            item_rows, version_rows = [], []
+            for i, (parent_index, name, content) in enumerate(entries):
+                is_folder = content is None
+                data = content or b""
+                digest = None if is_folder else hashlib.sha256(data).hexdigest()
+                item_rows.append((ids[i], parent.drive_id, parent.id if parent_index == -1 else ids[parent_index],
+                                  name, int(is_folder), paths[i], str(uuid.uuid4()), first_list_item + i,
+                                  len(data), digest, None if is_folder else mime, 0 if is_folder else 1,
+                                  now, by, now, by, first_seq + i))
+                if not is_folder:
+                    version_rows.append((ids[i], 1, data, len(data), digest, now, by))
+            self.db.executemany(
+                "INSERT INTO items(id,drive_id,parent_id,name,is_folder,path,uid,list_item_id,size,sha256,mime,"
+                "major,created_at,created_by,modified_at,modified_by,seq) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                item_rows)
+            self.db.executemany("INSERT INTO versions VALUES(?,?,?,?,?,?,?)", version_rows)
+        return ids
+
+    def library_item_count(self, drive_id: str) -> int:
+        """SP.List.ItemCount of a library: its live files and folders (the root folder is no item)."""
+        row = self.q1("SELECT COUNT(*) AS n FROM items WHERE drive_id=? AND deleted=0 "
+                      "AND parent_id IS NOT NULL", (drive_id,))
+        return int(row["n"]) if row else 0
+
     # ------------------------------------------------------------------ generic list items
     def add_list_item(self, lst: ListRecord, fields: dict[str, Any], *, by: str) -> dict[str, Any]:
         if lst.drive_id:
@@ -1001,6 +1146,12 @@ class State:
 
     def delete_list_item(self, lst: ListRecord, item_id: int) -> bool:
         return self.x("DELETE FROM list_items WHERE list_id=? AND id=?", (lst.id, item_id)).rowcount > 0
+
+    def library_items(self, drive_id: str, *, after_id: int = 0, limit: int = 200) -> list[Item]:
+        """A library's list items (its live files and folders, not the root) in list item id order."""
+        rows = self.q("SELECT * FROM items WHERE drive_id=? AND deleted=0 AND parent_id IS NOT NULL AND "
+                      "list_item_id>? ORDER BY list_item_id LIMIT ?", (drive_id, after_id, limit))
+        return [i for i in map(self._item, rows) if i is not None]
 
     def add_list_field(self, lst: ListRecord, field: dict[str, Any]) -> None:
         fields = [f for f in lst.fields if f.get("InternalName") != field.get("InternalName")]
@@ -1130,6 +1281,15 @@ class State:
     def groups_of(self, site_id: str, principal_id: int) -> list[int]:
         return [r["group_id"] for r in self.q("SELECT group_id FROM site_group_members WHERE site_id=? AND "
                                               "principal_id=?", (site_id, principal_id))]
+
+    def remove_site_user(self, site_id: str, principal_id: int) -> None:
+        """SharePoint's siteusers/RemoveById: the user leaves the site, its groups and role assignments."""
+        with self.transaction():
+            key = (site_id, principal_id)
+            self.x("DELETE FROM principals WHERE site_id=? AND id=? AND kind!='group'", key)
+            self.x("DELETE FROM site_group_members WHERE site_id=? AND principal_id=?", key)
+            self.x("DELETE FROM role_assignments WHERE principal_id=? AND scope_key IN "
+                   "(SELECT scope_key FROM scopes WHERE site_id=?)", (principal_id, site_id))
 
     # ------------------------------------------------------------------ role definitions
     def role_definitions(self, site_id: str) -> list[RoleDefinition]:
@@ -1371,3 +1531,10 @@ class State:
         else:
             rows = self.q("SELECT * FROM teams_messages WHERE channel=? ORDER BY id", (channel,))
         return [dict(r) for r in rows]
+
+    def teams_message_counts(self) -> dict[str, dict[str, int]]:
+        """Per channel, how many messages were recorded with each status (``posted``, ``failed``)."""
+        counts: dict[str, dict[str, int]] = {}
+        for r in self.q("SELECT channel, status, COUNT(*) AS n FROM teams_messages GROUP BY channel, status"):
+            counts.setdefault(r["channel"], {})[r["status"]] = int(r["n"])
+        return counts

@@ -1,0 +1,111 @@
+"""The Microsoft Graph client: msgraph-sdk on our own httpx client, authenticated by our msal app.
+
+Where it sits: the only module that imports ``msgraph``/``kiota_*``. It builds the SDK client
+from settings and translates the SDK's errors into ``connectors.errors``.
+
+How the client is wired (anchors-permissions §1.4, each point checked against the SDK):
+
+* ``httpx.AsyncClient(base_url=graph_url, verify=<context for ca_path>, trust_env=False)`` — our
+  CA, our timeouts, and no environment variable can swap the trust store.
+* ``GraphClientFactory.create_with_default_middleware(client=…)`` — a client passed to
+  ``GraphRequestAdapter`` gets no middleware on its own, so the factory adds the default chain
+  (retry, redirect, URL replace, user agent, headers inspection, telemetry).
+* A kiota ``AccessTokenProvider`` over our ``Authenticator`` with
+  ``AllowedHostsValidator([graph host])``: a token is attached only to requests for the Graph
+  host (bare host names; a ``https://`` prefix is rejected by kiota), never to, say, a
+  pre-authenticated download URL on another host.
+* ``adapter.base_url = graph_url`` — REQUIRED: without it httpx's base URL gains a trailing
+  "/" and every request goes to ``…/v1.0//drives/…``.
+
+Retries — ONE layer: the SDK's ``RetryHandler`` (429/503/504 on every method, ``Retry-After``
+as the floor, exponential back-off otherwise, never waiting out a Retry-After ≥ 180 s),
+configured from ``settings.http`` (``max_retries``, ``retry_delay_seconds``). Nothing above it
+retries Graph calls. A later issue may move retries to tenacity in our code (attempt logging,
+a retry budget per cycle); then ``max_retries`` here must become 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.authentication import (
+    AccessTokenProvider,
+    AllowedHostsValidator,
+    BaseBearerTokenAuthenticationProvider,
+)
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
+from msgraph_core import GraphClientFactory
+
+from config.settings import Settings
+from connectors.auth import Authenticator, Resource, ssl_verify
+from connectors.errors import ServiceError, parse_retry_after
+
+__all__ = ["GraphTokenProvider", "build_graph_client", "build_http_client", "from_api_error"]
+
+
+class GraphTokenProvider(AccessTokenProvider):
+    """kiota's token hook: Graph tokens from our authenticator, for the Graph host only."""
+
+    def __init__(self, authenticator: Authenticator, graph_host: str) -> None:
+        self._auth = authenticator
+        self._hosts = AllowedHostsValidator([graph_host])
+
+    async def get_authorization_token(self, uri: str,
+                                      additional_authentication_context: dict[str, Any] | None = None) -> str:
+        if not self._hosts.is_url_host_valid(uri):
+            return ""  # kiota then sends the request without an Authorization header
+        token = self._auth.cached(Resource.GRAPH)
+        if token is None:
+            # msal is synchronous (requests); only a refresh leaves the event loop.
+            token = await asyncio.to_thread(self._auth.token, Resource.GRAPH)
+        return token.value
+
+    def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
+        return self._hosts
+
+
+def build_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The httpx client under the Graph SDK, with the SDK's middleware and our retry policy."""
+    client = httpx.AsyncClient(
+        base_url=settings.endpoints.graph_url,
+        verify=ssl_verify(settings.endpoints.ca_path),
+        # With our own CA, nothing in the environment may change trust or route around it.
+        trust_env=settings.endpoints.ca_path is None,
+        timeout=httpx.Timeout(settings.http.timeout_seconds, connect=settings.http.connect_timeout_seconds),
+    )
+    retry = RetryHandlerOption(delay=settings.http.retry_delay_seconds, max_retries=settings.http.max_retries,
+                               should_retry=settings.http.max_retries > 0)
+    wrapped: httpx.AsyncClient = GraphClientFactory.create_with_default_middleware(
+        client=client, options={RetryHandlerOption.get_key(): retry})
+    return wrapped
+
+
+def build_graph_client(settings: Settings, authenticator: Authenticator) -> GraphServiceClient:
+    """A ``GraphServiceClient`` for ``settings.endpoints.graph_url``, authenticated as the bot."""
+    authenticator.require_accepted(Resource.GRAPH)
+    graph_url = settings.endpoints.graph_url
+    provider = GraphTokenProvider(authenticator, urlsplit(graph_url).hostname or "")
+    adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(provider),
+                                  client=build_http_client(settings))
+    adapter.base_url = graph_url  # REQUIRED, see the module docstring
+    return GraphServiceClient(request_adapter=adapter)
+
+
+def from_api_error(exc: APIError) -> ServiceError:
+    """Our ``ServiceError`` for an SDK error (``ODataError`` carries Graph's code and message)."""
+    status = exc.response_status_code or 0
+    headers = {k.lower(): v for k, v in (exc.response_headers or {}).items()}
+    code, message = "", exc.message or ""
+    if isinstance(exc, ODataError) and exc.error is not None:
+        code = exc.error.code or ""
+        message = exc.error.message or message
+    return ServiceError.from_status(status, code, message, surface="graph",
+                                    request_id=str(headers.get("request-id", "")),
+                                    retry_after=parse_retry_after(headers.get("retry-after")))

@@ -1,0 +1,54 @@
+"""The SharePoint REST client: office365-rest-python-client's ``ClientContext`` on our token and CA.
+
+Where it sits: SharePoint REST is what Graph cannot do for us (breaking inheritance, role
+assignments on folders; anchors-permissions §1.1). This module builds the context and
+translates its errors; callers use the context's API.
+
+* Tokens come from our ``Authenticator`` through ``ctx.with_access_token(callable)``, not from
+  office365's own msal path: that one builds a new msal app per token and, with a custom
+  authority, cannot turn off instance discovery (anchors §2.4).
+* SharePoint REST refuses app-only tokens obtained with a client secret, so a secret-only
+  configuration is refused here, before any request (``CredentialNotSupported``).
+* TLS: office365 3.3.0 takes a transport via ``ctx.with_transport(session=…, verify=…)``
+  (``office365/runtime/client_request.py``, ``transport/requests_transport.py``: a per-request
+  ``verify`` wins, then the transport's). We pass a ``trust_env=False`` session that trusts
+  ``endpoints.ca_path`` and the same path as ``verify``, so ``REQUESTS_CA_BUNDLE`` cannot override it.
+* Retries: none (office365 runs a query once unless ``with_auto_retry`` is called). SharePoint
+  throttling is handled by the cycle for now; see ``connectors.graph`` for the Graph policy.
+"""
+
+from __future__ import annotations
+
+from office365.runtime.client_request_exception import ClientRequestException
+from office365.sharepoint.client_context import ClientContext
+
+from config.settings import Settings
+from connectors.auth import Authenticator, Resource, new_requests_session
+from connectors.errors import ServiceError, parse_retry_after
+
+__all__ = ["build_sharepoint_context", "from_client_request_exception"]
+
+
+def build_sharepoint_context(settings: Settings, authenticator: Authenticator) -> ClientContext:
+    """A ``ClientContext`` for ``settings.endpoints.site_url``, authenticated with the bot's certificate."""
+    authenticator.require_accepted(Resource.SHAREPOINT)
+    ca_path = settings.endpoints.ca_path
+    ctx = ClientContext(settings.endpoints.site_url)
+    ctx.with_transport(
+        session=new_requests_session(ca_path),
+        verify=str(ca_path) if ca_path else None,
+        timeout=(settings.http.connect_timeout_seconds, settings.http.timeout_seconds),
+    )
+    ctx.with_access_token(lambda: authenticator.token_response(Resource.SHAREPOINT))
+    return ctx
+
+
+def from_client_request_exception(exc: ClientRequestException) -> ServiceError:
+    """Our ``ServiceError`` for an office365 error (SharePoint's code is "HRESULT, .NET type")."""
+    response = exc.response
+    status = response.status_code if response is not None else 0
+    headers = response.headers if response is not None else {}
+    request_id = headers.get("SPRequestGuid") or headers.get("request-id") or ""
+    return ServiceError.from_status(status, exc.code or "", exc.message or str(exc), surface="sharepoint",
+                                    request_id=str(request_id),
+                                    retry_after=parse_retry_after(headers.get("Retry-After")))
