@@ -77,7 +77,7 @@ class AuthError(ConnectorError):
         self.correlation_id = correlation_id
 
 
-class CredentialNotSupported(AuthError):  # noqa: N818 - HTTP status names read better here
+class CredentialNotSupported(AuthError):
     """The configured credential is not accepted for this resource (a secret for SharePoint REST)."""
 
 
@@ -115,27 +115,27 @@ class ClientError(ServiceError):
     """A 4xx answer: the request is wrong for the resource's current state or our permissions."""
 
 
-class Unauthorized(ClientError):  # noqa: N818 - HTTP status names read better here
+class Unauthorized(ClientError):
     status = 401
 
 
-class Forbidden(ClientError):  # noqa: N818 - HTTP status names read better here
+class Forbidden(ClientError):
     status = 403
 
 
-class NotFound(ClientError):  # noqa: N818 - HTTP status names read better here
+class NotFound(ClientError):
     status = 404
 
 
-class Conflict(ClientError):  # noqa: N818 - HTTP status names read better here
+class Conflict(ClientError):
     status = 409
 
 
-class PreconditionFailed(ClientError):  # noqa: N818 - HTTP status names read better here
+class PreconditionFailed(ClientError):
     status = 412
 
 
-class Throttled(ClientError):  # noqa: N818 - HTTP status names read better here
+class Throttled(ClientError):
     status = 429
 
 

@@ -145,7 +145,7 @@ def _site_web_url(ctx: Ctx, site: Site) -> str:
 
 
 def _library_url(ctx: Ctx, site: Site, drive: Drive) -> str:
-    lst = ctx.state.list(site.id, drive.list_id)
+    lst = ctx.state.get_list(site.id, drive.list_id)
     return _site_web_url(ctx, site) + "/" + quote(lst.url_name if lst else drive.name)
 
 
@@ -671,7 +671,7 @@ _SKIPTOKEN_RE = re.compile(r"Paged=TRUE&p_ID=(\d+)")
 
 def _list(ctx: Ctx, site: Site, key: str) -> ListRecord:
     st: State = ctx.state
-    lst = st.list(site.id, key)
+    lst = st.get_list(site.id, key)
     if lst is None:
         raise HttpError(404, "itemNotFound", "The specified list was not found")
     return lst
@@ -883,7 +883,7 @@ async def create_list(ctx: Ctx) -> Resp:
         )
         for field in fields:
             st.add_list_field(lst, field)
-            fresh = st.list(site.id, lst.id)  # add_list_field extends the record it is given
+            fresh = st.get_list(site.id, lst.id)  # add_list_field extends the record it is given
             assert fresh is not None
             lst = fresh
     return json_resp(
@@ -1087,7 +1087,7 @@ def _drive_list_item(ctx: Ctx, need: str) -> tuple[Site, ListRecord, Item]:
     site, drive, item = resolve_item(ctx, need)
     if item.is_root:
         raise HttpError(404, "itemNotFound", "The root folder of a library has no list item.")
-    lst = ctx.state.list(site.id, drive.list_id)
+    lst = ctx.state.get_list(site.id, drive.list_id)
     assert lst is not None
     return site, lst, item
 

@@ -51,7 +51,7 @@ class LocalTenantProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the local tenant exited with {self.proc.returncode}; see {self.log_path}")
             if conn.exists() and conn.stat().st_mtime_ns != before:
-                info = json.loads(conn.read_text())
+                info: dict[str, Any] = json.loads(conn.read_text())
                 try:
                     r = httpx.get(info["admin_url"] + "/health", verify=info["ca_path"], trust_env=False, timeout=2)
                     if r.status_code == 200:

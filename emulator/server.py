@@ -8,6 +8,7 @@ picks a free one and ``tenant.json`` names the real port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -93,7 +94,5 @@ def serve(port: int, data_dir: Path, *, reset: bool = False, seed: str | None = 
     print(f"local tenant: {tenant.base_url}  (connection file: {tenant.config.data_dir / 'tenant.json'})",
           flush=True)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_async(tenant, sock, log_level=log_level))
-    except KeyboardInterrupt:
-        pass

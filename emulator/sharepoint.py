@@ -473,7 +473,7 @@ class Sp:
     def list_of_item(self, item: Item) -> ListRecord:
         drive = self.state.drive(item.drive_id)
         assert drive is not None
-        lst = self.state.list(self.site.id, drive.list_id)
+        lst = self.state.get_list(self.site.id, drive.list_id)
         if lst is None:
             raise sp_error(404, FILE_NOT_FOUND, "File Not Found.")
         return lst
@@ -613,7 +613,7 @@ def securable_for_scope(sp: Sp, scope_key: str) -> Node:
     if kind == "web":
         return WebNode(sp)
     if kind == "list":
-        lst = sp.state.list(sp.site.id, key)
+        lst = sp.state.get_list(sp.site.id, key)
         assert lst is not None
         return ListNode(sp, lst)
     item = sp.state.item_any_drive(key)

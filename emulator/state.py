@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 SCHEMA_VERSION = 1
 
@@ -403,10 +403,15 @@ class NameConflict(StateError):
         super().__init__(409, "nameAlreadyExists", message)
 
 
-def _row_to(cls: type[Any], row: sqlite3.Row | None) -> Any:
-    if row is None:
-        return None
+_T = TypeVar("_T")
+
+
+def _row_to(cls: type[_T], row: sqlite3.Row) -> _T:
     return cls(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - sqlite3.Row has no __iter__ keys
+
+
+def _opt_row_to(cls: type[_T], row: sqlite3.Row | None) -> _T | None:
+    return None if row is None else _row_to(cls, row)
 
 
 # Names SharePoint refuses (support.microsoft.com "Restrictions and limitations in OneDrive and
@@ -644,11 +649,11 @@ class State:
                        "created_by,modified_at,modified_by,seq) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        (root_id, drive_id, None, "root", 1, "", new_guid(), 0, now, "System Account",
                         now, "System Account", self.next_seq()))
-        record = self.list(site.id, list_id)
+        record = self.get_list(site.id, list_id)
         assert record is not None
         return record
 
-    def list(self, site_id: str, key: str) -> ListRecord | None:
+    def get_list(self, site_id: str, key: str) -> ListRecord | None:
         """A list by GUID, title or URL name (case-insensitive)."""
         row = self.q1("SELECT * FROM lists WHERE site_id=? AND (id=? COLLATE NOCASE OR title=? COLLATE NOCASE "
                       "OR url_name=? COLLATE NOCASE)", (site_id, key.strip("{}"), key, key))
@@ -664,7 +669,7 @@ class State:
                           row["modified_at"], tuple(json.loads(row["fields"])))
 
     def drive(self, drive_id: str) -> Drive | None:
-        return _row_to(Drive, self.q1("SELECT * FROM drives WHERE id=?", (drive_id,)))
+        return _opt_row_to(Drive, self.q1("SELECT * FROM drives WHERE id=?", (drive_id,)))
 
     def drives(self, site_id: str) -> list[Drive]:
         return [_row_to(Drive, r) for r in self.q("SELECT * FROM drives WHERE site_id=? ORDER BY created_at",
@@ -1467,7 +1472,7 @@ class State:
             self.add_role_assignment(item.scope_key, group.id, CONTRIBUTE if link_type == "edit" else READ)
             self.x("INSERT INTO sharing_links VALUES(?,?,?,?,?,?,?,?,?)",
                    (share_id, item.id, link_type, scope, group.id, iso(), by, expiration, int(has_password)))
-        created = [link for link in self.sharing_links(item.id) if link.id == share_id][0]
+        created = next(link for link in self.sharing_links(item.id) if link.id == share_id)
         return created, True
 
     def delete_sharing_link(self, share_id: str) -> None:
@@ -1492,7 +1497,7 @@ class State:
         self.x("INSERT INTO subscriptions VALUES(?,?,?,?,?,?,?,?,?,?,?)", dataclasses.astuple(sub))
 
     def subscription(self, sub_id: str) -> Subscription | None:
-        return _row_to(Subscription, self.q1("SELECT * FROM subscriptions WHERE id=?", (sub_id,)))
+        return _opt_row_to(Subscription, self.q1("SELECT * FROM subscriptions WHERE id=?", (sub_id,)))
 
     def subscriptions(self, client_id: str | None = None) -> list[Subscription]:
         if client_id is None:

@@ -27,7 +27,7 @@ from office365.sharepoint.client_context import ClientContext
 
 def split_pem(path: str) -> tuple[str, str]:
     """(whole PEM with key, certificate part only)."""
-    pem = open(path).read()  # noqa: PTH123, SIM115
+    pem = open(path).read()  # noqa: SIM115
     end = "-----END CERTIFICATE-----"
     return pem, pem[: pem.index(end) + len(end)] + "\n"
 
