@@ -20,11 +20,9 @@ Bodies are compared by key subset with ``graph-examples/`` (README: shape, not e
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -52,14 +50,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from tests import sdk
+from tests.examples import load_example
 
-EXAMPLES = Path("/work/shared/reference/graph-examples")
 GUEST = "wei.zhang@mofcom.gov.cn"  # a seeded guest (CHN chief negotiator)
 OTHER_GUEST = "li.na@mofcom.gov.cn"
 
 
 def example(name: str) -> Any:
-    return json.loads((EXAMPLES / name).read_text())
+    return load_example(name)
 
 
 def assert_keys(actual: dict[str, Any], expected: dict[str, Any], *, skip: tuple[str, ...] = ()) -> None:
