@@ -15,6 +15,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+
 from config.settings import Settings
 from connectors.auth import Authenticator, Resource
 from connectors.graph import build_graph_client
@@ -33,7 +35,9 @@ async def _show_graph(settings: Settings, authenticator: Authenticator) -> dict[
     site = await graph.sites.by_site_id(str(endpoints.site_id)).get()
     drive = graph.drives.by_drive_id(str(endpoints.drive_id))
     root = await drive.root.get()
-    users = await graph.users.get()
+    # Graph returns userType only when asked for it, as the real service does.
+    users = await graph.users.get(request_configuration=RequestConfiguration(
+        query_parameters=graph.users.UsersRequestBuilderGetQueryParameters(select=["displayName", "userType"])))
     groups = await graph.groups.get()
     assert site is not None and root is not None and users is not None and groups is not None
     welcome = b"Welcome to the CARTIF negotiation workspace.\n"
