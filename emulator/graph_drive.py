@@ -120,7 +120,9 @@ def identity_of(state: State, name: str) -> dict[str, Any]:
     """createdBy/lastModifiedBy: an app that made the change shows as ``application`` (with its id)."""
     app = state.app_by_display_name(name)
     if app is not None:
-        return {"application": {"id": app.client_id, "displayName": app.display_name}}
+        # SharePoint names app-only writers "SharePoint App" as the user, beside the application.
+        return {"application": {"id": app.client_id, "displayName": app.display_name},
+                "user": {"displayName": "SharePoint App"}}
     user = state.q1("SELECT id, mail FROM users WHERE display_name=?", (name,))
     if user is not None:
         return {"user": {"id": user["id"], "displayName": name, "email": user["mail"]}}
