@@ -5,6 +5,8 @@ Commands (each one's help ends with an example)::
     cartif-bot config show [--json]        the effective settings, secrets masked, with sources
     cartif-bot emulator serve --port …     run the local Microsoft 365 tenant
     cartif-bot demo                        a scripted walk through the bot against a local tenant
+    cartif-bot sync [--json]               one delta sync cycle of the library: what changed
+    cartif-bot changes --since WHEN        the change log since a time
 
 Errors the operator can fix (settings, authentication, unreachable services, the bot's own
 ``UserError``) are printed as one line by ``handle_cli_error`` and exit with status 1; anything
@@ -75,6 +77,100 @@ def demo(args: argparse.Namespace) -> int:
     """
     result = importlib.import_module("bot.demo").run(keep=args.keep)
     return int(result) if isinstance(result, int) else 0
+
+
+def sync(args: argparse.Namespace) -> int:
+    """Run one sync cycle of the library and report what changed since the last one.
+
+    The first run lists the whole library as a baseline (a progress line shows the item count)
+    and reports no changes; later runs read only what changed (Graph delta). The bot's own writes
+    are recorded but not reported. A run that would delete more than CARTIF_SYNC__MAX_DELETION_SHARE
+    of the tracked items stops without recording anything unless --confirm-deletions is given.
+
+    Example:
+      CARTIF_TENANT_FILE=.data/tenant/tenant.json cartif-bot sync --json
+    """
+    import asyncio
+
+    syncing = importlib.import_module("bot.syncing")
+    settings = Settings.load(env_file=args.env_file)
+    progress = _progress_line if sys.stderr.isatty() and not args.json else None
+    result = asyncio.run(syncing.sync_once(settings, confirm_deletions=args.confirm_deletions,
+                                           progress=progress))
+    if progress is not None:
+        sys.stderr.write("\n")
+    if args.json:
+        json.dump({"cycle_id": result.cycle_id, "drive_id": result.drive_id, "mode": result.mode,
+                   "pages": result.pages, "items_seen": result.items_seen, "tracked": result.tracked,
+                   "own_writes_ignored": result.own_writes, "seconds": round(result.seconds, 3),
+                   "changes": [c.as_json() for c in result.changes]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(result.counts().items())) or "no changes"
+    what = "baseline" if result.mode == "initial" else result.mode
+    print(f"sync ({what}): {result.items_seen} items read in {result.pages} page(s), {result.tracked} tracked; "
+          f"{counts}" + (f"; {result.own_writes} own write(s) ignored" if result.own_writes else "")
+          + f" ({result.seconds:.2f} s)")
+    for change in result.changes:
+        print(f"  {change.kind:<8} {change.path}" + (f"  (was {change.old_path})" if change.old_path else ""))
+    return 0
+
+
+def changes(args: argparse.Namespace) -> int:
+    """List the change log (what syncs found) since WHEN, oldest first.
+
+    WHEN is an ISO-8601 date or time (UTC unless it has an offset), or a duration back from now:
+    30m, 12h, 7d.
+
+    Example:
+      cartif-bot changes --since 1d --json
+    """
+    from bot.store import Store
+
+    since = _parse_since(args.since)
+    settings = Settings.load(env_file=args.env_file)
+    with Store.open(settings.store.url) as store:
+        found = store.changes(since=since, include_self=args.include_self, limit=args.limit)
+    if args.json:
+        json.dump([c.as_json() for c in found], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for change in found:
+        tags = ", ".join(f"{k}={v}" for k, v in change.classification.items() if v)
+        print(f"{change.at}  {change.kind:<8} {change.path}" + (f"  (was {change.old_path})" if change.old_path
+                                                               else "") + (f"  [{tags}]" if tags else ""))
+    if not found:
+        print(f"no changes since {since}")
+    return 0
+
+
+def _progress_line(pages: int, items: int) -> None:
+    sys.stderr.write(f"\rsync: {items} items in {pages} page(s)…")
+    sys.stderr.flush()
+
+
+def _parse_since(text: str) -> str:
+    """WHEN → ISO-8601 UTC ("…Z") as the store writes times; UserError names the flag when it cannot."""
+    import datetime as dt
+    import re
+
+    from bot.errors import UserError
+
+    value = text.strip()
+    match = re.fullmatch(r"(\d+)\s*([mhd])", value)
+    now = dt.datetime.now(dt.UTC)
+    if match:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        when = now - dt.timedelta(**{unit: int(match.group(1))})
+    else:
+        try:
+            when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise UserError(f"--since: {text!r} is neither an ISO-8601 date/time nor a duration like 30m, 12h, "
+                            "7d") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -166,6 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--ru-per-minute", type=int, default=1200,
                        help="SharePoint resource units per app per minute before 429 (default: 1200)")
+
+    sync_parser = _add_command(commands, "sync", sync, "run one sync cycle and report the changes")
+    sync_parser.add_argument("--json", action="store_true",
+                             help="print JSON: the cycle and every change with id, path, kind, classification")
+    sync_parser.add_argument("--confirm-deletions", action="store_true",
+                             help="record a mass deletion the guard would stop (CARTIF_SYNC__MAX_DELETION_SHARE)")
+    changes_parser = _add_command(commands, "changes", changes, "list the change log since a time")
+    changes_parser.add_argument("--since", required=True, metavar="WHEN",
+                                help="ISO-8601 date/time (UTC by default) or a duration back: 30m, 12h, 7d")
+    changes_parser.add_argument("--json", action="store_true", help="print the changes as a JSON array")
+    changes_parser.add_argument("--include-self", action="store_true", help="also list the bot's own writes")
+    changes_parser.add_argument("--limit", type=int, default=None, help="at most this many changes")
 
     demo_parser = _add_command(commands, "demo", demo, "run the scripted demonstration")
     demo_parser.add_argument("--keep", action="store_true", help="leave the local tenant running until Ctrl-C")

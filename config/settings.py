@@ -54,6 +54,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "StoreSettings",
+    "SyncSettings",
     "TeamsSettings",
     "TenantSettings",
 ]
@@ -140,9 +141,12 @@ def _time_zone(value: str) -> str:
 
 
 def _sqlite_url(value: str) -> str:
-    if not value.startswith("sqlite:///") or len(value) <= len("sqlite:///"):
-        raise ValueError("only sqlite:///PATH is supported")
-    return value
+    # SQLite (a file in the data directory) or PostgreSQL; the store (bot/store) supports exactly these.
+    if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
+        return value
+    if re.match(r"^postgresql(\+psycopg2?)?://[^/]+/\w", value):
+        return value
+    raise ValueError("expected sqlite:///PATH or postgresql[+psycopg]://USER:PASSWORD@HOST/DATABASE")
 
 
 HttpsUrl = Annotated[str, AfterValidator(_https_url)]
@@ -237,7 +241,7 @@ class EndpointSettings(_Group):
 
 
 class HttpSettings(_Group):
-    """Timeouts and the one retry layer (the Graph SDK's RetryHandler; see connectors.graph)."""
+    """Timeouts and the one retry layer (connectors.retrying; the Graph SDK's RetryHandler is off)."""
 
     timeout_seconds: float = Field(default=100.0, gt=0, description=(
         "Seconds one HTTP request may take in total. Default: 100, msgraph-sdk's own "
@@ -245,11 +249,29 @@ class HttpSettings(_Group):
     connect_timeout_seconds: float = Field(default=30.0, gt=0, description=(
         "Seconds to wait for a TCP/TLS connection. Default: 30, msgraph-sdk's own default."))
     max_retries: int = Field(default=3, ge=0, le=10, description=(
-        "Retries of a throttled or unavailable Graph request (429, 503, 504) after the first attempt, "
-        "0 to 10. Default: 3, the Graph SDK's default; 10 is its hard cap. Retry-After is always "
-        "honoured as the minimum wait, and a Retry-After of 180 s or more is not waited for."))
+        "Retries of a Graph request after the first attempt, 0 to 10: 429 and 503 on any method; 500, 502, "
+        "504, connection resets and timeouts on idempotent methods only. Default: 3, the Graph SDK's default. "
+        "Retry-After is honoured as the minimum wait for every request of the process, and a Retry-After "
+        "of 180 s or more is not waited for (the error goes up)."))
     retry_delay_seconds: float = Field(default=3.0, ge=0, le=180, description=(
-        "Seconds added to each computed back-off, 0 to 180. Default: 3, the Graph SDK's default."))
+        "Seconds of the first back-off after a 5xx, a reset or a timeout, 0 to 180; each further retry "
+        "doubles it (jittered, at most 60 s). Default: 3, the Graph SDK's own base delay. A Retry-After "
+        "from the service is always the floor."))
+    max_concurrency: int = Field(default=4, ge=1, le=16, description=(
+        "Graph requests in flight at once, 1 to 16. Default: 4; onedrive's client reports that more than "
+        "16 parallel requests get SharePoint to block it (anchors-sync-notify §1.3)."))
+
+
+class SyncSettings(_Group):
+    """How the delta sync treats what it reads (bot/syncing.py)."""
+
+    max_deletion_share: float = Field(default=0.2, ge=0, le=1, description=(
+        "The largest share of tracked items one sync may mark deleted without --confirm-deletions, "
+        "0 to 1. Default: 0.2 (20 %): a library emptied by mistake (or a misbehaving client) must not "
+        "silently become the bot's new truth; above it the sync stops and keeps its cursor."))
+    page_size: int = Field(default=1000, ge=1, le=5000, description=(
+        "Items per delta page ($top), 1 to 5,000. Default: 1,000; fewer pages mean fewer requests "
+        "(1 RU each with a token) and Graph caps pages anyway."))
 
 
 class StoreSettings(_Group):
@@ -261,8 +283,9 @@ class StoreSettings(_Group):
     url: SqliteUrl = Field(
         default_factory=lambda data: f"sqlite:///{Path(data.get('data_dir', 'var')) / 'cartif-bot.sqlite3'}",
         description=(
-            "The register database as sqlite:///PATH. Default: sqlite:///{data_dir}/cartif-bot.sqlite3; "
-            "SQLite keeps the register a single file that is easy to back up."))
+            "The store database (sync state, change log, audit, outbox) as sqlite:///PATH or "
+            "postgresql+psycopg://USER:PASSWORD@HOST/DB. Default: sqlite:///{data_dir}/cartif-bot.sqlite3; "
+            "SQLite keeps the store a single file that is easy to back up; PostgreSQL needs psycopg installed."))
 
 
 class ScheduleSettings(_Group):
@@ -419,6 +442,7 @@ class Settings(BaseSettings):
     endpoints: EndpointSettings = Field(description="Graph, the SharePoint site and the trusted CA.")
     http: HttpSettings = Field(default_factory=HttpSettings, description="Timeouts and Graph retries.")
     store: StoreSettings = Field(default_factory=StoreSettings, description="The bot's own state.")
+    sync: SyncSettings = Field(default_factory=SyncSettings, description="The delta sync.")
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings, description="The cycle's rhythm.")
     teams: TeamsSettings = Field(default_factory=TeamsSettings, description="Teams notices.")
     notifications: NotificationSettings = Field(default_factory=NotificationSettings,

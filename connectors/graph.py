@@ -17,11 +17,12 @@ How the client is wired (anchors-permissions §1.4, each point checked against t
 * ``adapter.base_url = graph_url`` — REQUIRED: without it httpx's base URL gains a trailing
   "/" and every request goes to ``…/v1.0//drives/…``.
 
-Retries — ONE layer: the SDK's ``RetryHandler`` (429/503/504 on every method, ``Retry-After``
-as the floor, exponential back-off otherwise, never waiting out a Retry-After ≥ 180 s),
-configured from ``settings.http`` (``max_retries``, ``retry_delay_seconds``). Nothing above it
-retries Graph calls. A later issue may move retries to tenacity in our code (attempt logging,
-a retry budget per cycle); then ``max_retries`` here must become 0.
+Retries — ONE layer: ``connectors.retrying.RetryingTransport`` under the middleware chain
+(``Retry-After`` as a floor for ALL requests of the client through a shared pause gate, jittered
+back-off for 5xx/resets/timeouts, a concurrency limit), configured from ``settings.http``. The
+SDK's ``RetryHandler`` stays in the chain but is switched off (``should_retry=False``): it sleeps
+per request, so concurrent requests would keep going out during a Retry-After. Nothing above
+the transport retries Graph calls.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from msgraph_core import GraphClientFactory
 from config.settings import Settings
 from connectors.auth import Authenticator, Resource, ssl_verify
 from connectors.errors import ServiceError, parse_retry_after
+from connectors.retrying import RetryingTransport, RetryPolicy
 
 __all__ = ["GraphTokenProvider", "build_graph_client", "build_http_client", "from_api_error"]
 
@@ -73,15 +75,21 @@ class GraphTokenProvider(AccessTokenProvider):
 
 def build_http_client(settings: Settings) -> httpx.AsyncClient:
     """The httpx client under the Graph SDK, with the SDK's middleware and our retry policy."""
+    http = settings.http
+    # With a transport given, httpx ignores the client's ``verify``: the CA goes on the transport.
+    inner = httpx.AsyncHTTPTransport(verify=ssl_verify(settings.endpoints.ca_path),
+                                     trust_env=settings.endpoints.ca_path is None)
+    policy = RetryPolicy(max_retries=http.max_retries, base_delay=http.retry_delay_seconds,
+                         max_concurrency=http.max_concurrency)
     client = httpx.AsyncClient(
         base_url=settings.endpoints.graph_url,
-        verify=ssl_verify(settings.endpoints.ca_path),
+        transport=RetryingTransport(inner, policy),
         # With our own CA, nothing in the environment may change trust or route around it.
         trust_env=settings.endpoints.ca_path is None,
-        timeout=httpx.Timeout(settings.http.timeout_seconds, connect=settings.http.connect_timeout_seconds),
+        timeout=httpx.Timeout(http.timeout_seconds, connect=http.connect_timeout_seconds),
     )
-    retry = RetryHandlerOption(delay=settings.http.retry_delay_seconds, max_retries=settings.http.max_retries,
-                               should_retry=settings.http.max_retries > 0)
+    # The SDK's RetryHandler is off: RetryingTransport is the one retry layer (module docstring).
+    retry = RetryHandlerOption(delay=http.retry_delay_seconds, max_retries=0, should_retry=False)
     wrapped: httpx.AsyncClient = GraphClientFactory.create_with_default_middleware(
         client=client, options={RetryHandlerOption.get_key(): retry})
     return wrapped

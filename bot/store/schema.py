@@ -1,0 +1,104 @@
+"""The store's tables as SQLAlchemy Core metadata: what migrations create and what ``Store`` queries.
+
+Where it sits: ``bot.store.Store`` reads and writes these tables; the Alembic migrations in
+``bot/store/migrations/versions`` create them (``0001_initial`` mirrors this file — a later
+schema change adds a migration AND updates this file). Core, not ORM: rows leave the store as
+the light dataclasses of ``bot.store.rows``, never as mapped objects.
+
+Timestamps are ISO-8601 UTC strings with a ``Z`` (as Graph sends them), so they sort and compare
+as text on SQLite and PostgreSQL alike; JSON columns hold JSON text.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+
+__all__ = ["audit", "changes", "cursors", "items", "metadata", "outbox", "subscriptions"]
+
+metadata = MetaData()
+
+#: Every driveItem we know of, by (drive, id); ``path`` is drive-relative ("" for the root,
+#: "/A/b.txt"), recomputed from the parent chain because delta never sends it.
+items = Table(
+    "tracked_items", metadata,
+    Column("drive_id", String(128), primary_key=True),
+    Column("id", String(128), primary_key=True),
+    Column("parent_id", String(128), nullable=True),
+    Column("path", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("is_folder", Boolean, nullable=False),
+    Column("etag", Text, nullable=True),
+    Column("ctag", Text, nullable=True),
+    Column("size", Integer, nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("quick_xor", String(64), nullable=True),
+    Column("modified_by", Text, nullable=True),
+    Column("modified_at", String(40), nullable=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Index("ix_tracked_items_path", "drive_id", "path"),
+    Index("ix_tracked_items_parent", "drive_id", "parent_id"),
+)
+
+#: The delta cursor per drive: the deltaLink to resume from.
+cursors = Table(
+    "delta_cursors", metadata,
+    Column("drive_id", String(128), primary_key=True),
+    Column("delta_link", Text, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+)
+
+#: Graph change-notification subscriptions we created (the clientState is kept as a hash only).
+subscriptions = Table(
+    "subscriptions", metadata,
+    Column("id", String(128), primary_key=True),
+    Column("drive_id", String(128), nullable=False),
+    Column("expiration", String(40), nullable=False),
+    Column("client_state_hash", String(64), nullable=False),
+    Column("notification_url", Text, nullable=False),
+)
+
+#: One row per change event a sync found (including the bot's own writes, flagged ``by_self``).
+changes = Table(
+    "change_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cycle_id", String(40), nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("drive_id", String(128), nullable=False),
+    Column("item_id", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("old_path", Text, nullable=True),
+    Column("classification", Text, nullable=False),
+    Column("by_self", Boolean, nullable=False, default=False),
+    Index("ix_change_log_at", "at"),
+)
+
+#: What the bot did and why: one row per action (later issues write most of them).
+audit = Table(
+    "audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(40), nullable=False),
+    Column("cycle_id", String(40), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("before", Text, nullable=True),
+    Column("after", Text, nullable=True),
+    Column("rule", Text, nullable=True),
+    Index("ix_audit_at", "at"),
+)
+
+#: Messages to deliver at least once (Teams notices, …); ``idempotency_key`` stops duplicates.
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", String(40), nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", String(40), nullable=True),
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("last_error", Text, nullable=True),
+    UniqueConstraint("idempotency_key", name="uq_outbox_idempotency_key"),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+)
