@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS items(
     seq INTEGER NOT NULL, fields TEXT NOT NULL DEFAULT '{}', description TEXT);
 CREATE INDEX IF NOT EXISTS items_by_parent ON items(parent_id, deleted, name COLLATE NOCASE);
 CREATE INDEX IF NOT EXISTS items_by_seq ON items(drive_id, seq);
+CREATE INDEX IF NOT EXISTS items_by_global_seq ON items(seq);
 CREATE INDEX IF NOT EXISTS items_by_path ON items(drive_id, deleted, path COLLATE NOCASE);
 CREATE INDEX IF NOT EXISTS items_by_list_item ON items(drive_id, list_item_id);
 CREATE TABLE IF NOT EXISTS versions(
