@@ -6,7 +6,12 @@ Commands (each one's help ends with an example)::
     cartif-bot emulator serve --port …     run the local Microsoft 365 tenant
     cartif-bot demo                        a scripted walk through the bot against a local tenant
     cartif-bot sync [--json]               one delta sync cycle of the library: what changed
+    cartif-bot watch [--poll-only]         sync on change notifications, with a safety-net poll
     cartif-bot changes --since WHEN        the change log since a time
+    cartif-bot plan [--json]               folder-permission changes apply would make
+    cartif-bot apply [--dry-run] [--force] make folder permissions and groups match the structure
+    cartif-bot access report|who PATH      desired vs actual grants; who reaches a folder and why
+    cartif-bot audit [--since WHEN]        the audit trail of applied permission changes
 
 Errors the operator can fix (settings, authentication, unreachable services, the bot's own
 ``UserError``) are printed as one line by ``handle_cli_error`` and exit with status 1; anything
@@ -25,6 +30,7 @@ from typing import Any, TextIO
 
 from bot.errors import BotError
 from config.settings import Settings, SettingsError
+from config.structure import StructureError
 from connectors.errors import ConnectorError
 
 __all__ = ["build_parser", "handle_cli_error", "main"]
@@ -116,6 +122,64 @@ def sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def watch(args: argparse.Namespace) -> int:
+    """Keep watching the library: one delta cycle per burst of change notifications, plus a poll.
+
+    With CARTIF_NOTIFICATIONS__URL set, it runs the notification receiver (answering Graph's
+    validation handshake and acknowledging notifications with 202 at once), keeps a subscription
+    on the library root alive (renewed well before expiry, re-created if it vanished), and runs
+    ONE incremental sync per burst of notifications. A safety-net poll runs every
+    CARTIF_NOTIFICATIONS__POLL_SECONDS (default 15 minutes); without a URL, or with --poll-only,
+    polling is all it does. Each cycle prints one line. Stops on Ctrl-C.
+
+    Example:
+      CARTIF_NOTIFICATIONS__URL=https://bot.example.org/notifications cartif-bot watch --port 8080
+    """
+    import asyncio
+    from urllib.parse import urlsplit
+
+    from bot.notifications import SyncRequests
+    from bot.receiver import Receiver, serve_receiver
+    from bot.store import Store
+
+    watching = importlib.import_module("bot.watching")
+    settings = Settings.load(env_file=args.env_file)
+    url = settings.notifications.url
+    secret = settings.notifications.client_state
+    poll_only = args.poll_only or not url or secret is None
+
+    def report(cycle: Any) -> None:
+        result = cycle.result
+        if result is None:
+            print(f"watch ({cycle.reason}): failed: {cycle.error}", flush=True)
+            return
+        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(result.counts().items())) or "no changes"
+        absorbed = f", {cycle.notifications} notification(s)" if cycle.notifications else ""
+        print(f"watch ({cycle.reason}{absorbed}): {result.mode}, {counts} ({cycle.seconds:.2f} s)", flush=True)
+        for change in result.changes:
+            print(f"  {change.kind:<8} {change.path}" + (f"  (was {change.old_path})" if change.old_path else ""),
+                  flush=True)
+
+    async def run() -> None:
+        requests = SyncRequests()
+        with Store.open(settings.store.url) as store:
+            if poll_only:
+                print(f"watch: polling every {settings.notifications.poll_seconds} s (no notifications)", flush=True)
+                await watching.watch(settings, store, poll_only=True, requests=requests, on_cycle=report)
+                return
+            assert url is not None and secret is not None
+            parts = urlsplit(url)
+            app = Receiver(requests, secret.get_secret_value(), path=parts.path or "/")
+            port = args.port if args.port is not None else (parts.port or 8080)
+            async with serve_receiver(app, host=args.host, port=port) as bound:
+                print(f"watch: receiving notifications on {args.host}:{bound}{app.path} for {url}; "
+                      f"safety-net poll every {settings.notifications.poll_seconds} s", flush=True)
+                await watching.watch(settings, store, requests=requests, on_cycle=report)
+
+    asyncio.run(run())
+    return 0
+
+
 def changes(args: argparse.Namespace) -> int:
     """List the change log (what syncs found) since WHEN, oldest first.
 
@@ -171,6 +235,128 @@ def _parse_since(text: str) -> str:
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ---------------------------------------------------------------------------------------------- permissions
+def permissions_plan(args: argparse.Namespace) -> int:
+    """Show what `apply` would change to make folder permissions and groups match the structure.
+
+    A table of actions (folder or group, principal, before → after, and the rule behind it);
+    nothing is changed. An empty plan means the site matches the structure.
+
+    Example:
+      cartif-bot plan --structure config/cartif.yaml --json
+    """
+    perms = importlib.import_module("bot.permissions")
+    settings = Settings.load(env_file=args.env_file)
+    with perms.open_session(settings, args.structure) as session:
+        the_plan, _ = session.plan()
+    sys.stdout.write(perms.dumps(the_plan.as_json()) if args.json else perms.format_plan(the_plan))
+    return 0
+
+
+def permissions_apply(args: argparse.Namespace) -> int:
+    """Make folder permissions and groups match the structure: observe, plan, guard, apply, verify.
+
+    The guard refuses an empty structure and a plan that removes more than guard.max_removal_share
+    of the existing grants or members unless --force. Every applied change goes to the audit trail.
+
+    Example:
+      cartif-bot apply --dry-run
+    """
+    from bot.store import Store
+
+    perms = importlib.import_module("bot.permissions")
+    settings = Settings.load(env_file=args.env_file)
+    with perms.open_session(settings, args.structure) as session, Store.open(settings.store.url) as store:
+        result = session.apply(store, force=args.force, dry_run=args.dry_run)
+    summary = perms.format_cycle(result)
+    if args.json:
+        sys.stdout.write(perms.dumps(summary))
+    else:
+        sys.stdout.write(perms.format_plan(result.plan))
+        verb = "would apply" if result.dry_run else "applied"
+        print(f"cycle {result.cycle_id}: {verb} {len(result.plan) if result.dry_run else summary['applied']} "
+              f"action(s), {len(result.failed)} failed, {len(result.remaining)} difference(s) left "
+              f"({result.seconds:.1f} s)")
+    return 1 if result.failed or (result.remaining and not result.dry_run) else 0
+
+
+def access_report(args: argparse.Namespace) -> int:
+    """Every governed folder with its desired and actual grants (principal and role), and the drift.
+
+    Example:
+      cartif-bot access report --csv > access.csv
+    """
+    perms = importlib.import_module("bot.permissions")
+    settings = Settings.load(env_file=args.env_file)
+    with perms.open_session(settings, args.structure) as session:
+        rows = session.report()
+    if args.json:
+        sys.stdout.write(perms.dumps(rows))
+    elif args.csv:
+        sys.stdout.write(perms.format_report_csv(rows))
+    else:
+        for row in rows:
+            mark = "DRIFT " if row["drift"] else "      "
+            grants = ", ".join(f"{g['principal']}: {g['role']}" for g in row["actual"]) or "(inherits)"
+            print(f"{mark}{row['path']}  {grants}")
+            for g in row["missing"]:
+                print(f"        missing {g['principal']}: {g['role']}")
+            for g in row["extra"]:
+                print(f"        extra   {g['principal']}: {g['role']}")
+            for link in row["sharing_links"]:
+                print(f"        sharing link {link}")
+    return 0
+
+
+def access_who(args: argparse.Namespace) -> int:
+    """Who can read or edit PATH (a governed folder, library-relative) and by which rule.
+
+    Example:
+      cartif-bot access who "Working groups/WG-TF"
+    """
+    from bot.errors import UserError
+
+    perms = importlib.import_module("bot.permissions")
+    settings = Settings.load(env_file=args.env_file)
+    with perms.open_session(settings, args.structure) as session:
+        try:
+            entries = session.who(args.path)
+        except KeyError:
+            raise UserError(f"PATH: {args.path!r} is not a governed folder of the structure") from None
+    if args.json:
+        sys.stdout.write(perms.dumps(entries))
+        return 0
+    for e in entries:
+        print(f"{e['principal']}: {e['role']}  — {e['rule']}")
+        for m in e["members"]:
+            print(f"    {m['person']}  ({m['rule']})")
+    return 0
+
+
+def audit(args: argparse.Namespace) -> int:
+    """List the audit trail of applied permission changes, oldest first.
+
+    Example:
+      cartif-bot audit --since 1d --json
+    """
+    from bot.store import Store
+
+    since = _parse_since(args.since) if args.since else None
+    settings = Settings.load(env_file=args.env_file)
+    with Store.open(settings.store.url) as store:
+        entries = store.audit(since=since, limit=args.limit)
+    if args.json:
+        json.dump([{"at": e.at, "cycle_id": e.cycle_id, "action": e.action, "target": e.target,
+                    "before": e.before, "after": e.after, "rule": e.rule} for e in entries], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for e in entries:
+        print(f"{e.at}  {e.cycle_id}  {e.action:<20} {e.target}  {e.before or '-'} → {e.after or '-'}  ({e.rule})")
+    if not entries:
+        print("no audit entries")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -268,12 +454,46 @@ def build_parser() -> argparse.ArgumentParser:
                              help="print JSON: the cycle and every change with id, path, kind, classification")
     sync_parser.add_argument("--confirm-deletions", action="store_true",
                              help="record a mass deletion the guard would stop (CARTIF_SYNC__MAX_DELETION_SHARE)")
+    watch_parser = _add_command(commands, "watch", watch, "sync on change notifications and a safety-net poll")
+    watch_parser.add_argument("--poll-only", action="store_true",
+                              help="no subscription or receiver: poll every CARTIF_NOTIFICATIONS__POLL_SECONDS")
+    watch_parser.add_argument("--host", default="127.0.0.1",
+                              help="address the receiver binds (default: 127.0.0.1, behind a reverse proxy)")
+    watch_parser.add_argument("--port", type=int, default=None,
+                              help="port the receiver binds (default: the notification URL's port, else 8080)")
     changes_parser = _add_command(commands, "changes", changes, "list the change log since a time")
     changes_parser.add_argument("--since", required=True, metavar="WHEN",
                                 help="ISO-8601 date/time (UTC by default) or a duration back: 30m, 12h, 7d")
     changes_parser.add_argument("--json", action="store_true", help="print the changes as a JSON array")
     changes_parser.add_argument("--include-self", action="store_true", help="also list the bot's own writes")
     changes_parser.add_argument("--limit", type=int, default=None, help="at most this many changes")
+
+    structure_help = "the structure YAML (default: the shipped config/cartif.yaml)"
+    plan_parser = _add_command(commands, "plan", permissions_plan, "show the permission changes apply would make")
+    plan_parser.add_argument("--structure", type=Path, default=None, help=structure_help)
+    plan_parser.add_argument("--json", action="store_true", help="print the actions as a JSON array")
+    apply_parser = _add_command(commands, "apply", permissions_apply, "make folder permissions match the structure")
+    apply_parser.add_argument("--structure", type=Path, default=None, help=structure_help)
+    apply_parser.add_argument("--dry-run", action="store_true", help="plan and guard, change nothing")
+    apply_parser.add_argument("--force", action="store_true", help="apply even what the guard refuses")
+    apply_parser.add_argument("--json", action="store_true", help="print the cycle as JSON")
+    access = commands.add_parser("access", help="who can reach what", formatter_class=_Formatter,
+                                 description="Access reports on the governed folders.",
+                                 epilog="Example:\n  cartif-bot access report --json")
+    access_commands = access.add_subparsers(dest="access_command", metavar="COMMAND", required=True)
+    report_parser = _add_command(access_commands, "report", access_report, "desired and actual grants per folder")
+    report_parser.add_argument("--structure", type=Path, default=None, help=structure_help)
+    report_format = report_parser.add_mutually_exclusive_group()
+    report_format.add_argument("--json", action="store_true", help="print JSON")
+    report_format.add_argument("--csv", action="store_true", help="print a folders × principals CSV matrix")
+    who_parser = _add_command(access_commands, "who", access_who, "who can reach a folder, and why")
+    who_parser.add_argument("path", metavar="PATH", help="a governed folder, library-relative")
+    who_parser.add_argument("--structure", type=Path, default=None, help=structure_help)
+    who_parser.add_argument("--json", action="store_true", help="print JSON")
+    audit_parser = _add_command(commands, "audit", audit, "list the audit trail of applied changes")
+    audit_parser.add_argument("--since", metavar="WHEN", default=None, help="ISO-8601 date/time or 30m, 12h, 7d")
+    audit_parser.add_argument("--limit", type=int, default=None, help="at most this many entries")
+    audit_parser.add_argument("--json", action="store_true", help="print JSON")
 
     demo_parser = _add_command(commands, "demo", demo, "run the scripted demonstration")
     demo_parser.add_argument("--keep", action="store_true", help="leave the local tenant running until Ctrl-C")
@@ -287,6 +507,8 @@ def handle_cli_error(exc: BaseException, stream: TextIO | None = None) -> int:
         kind = "settings"
     elif isinstance(exc, ConnectorError):
         kind = "microsoft 365"
+    elif isinstance(exc, StructureError):
+        kind = "structure"
     else:
         kind = "error"
     message = " ".join(str(exc).split())  # one line whatever the message holds
@@ -300,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Command = args.func
     try:
         return func(args)
-    except (SettingsError, ConnectorError, BotError) as exc:
+    except (SettingsError, ConnectorError, BotError, StructureError) as exc:
         return handle_cli_error(exc)
     except KeyboardInterrupt:
         return 130

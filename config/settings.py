@@ -57,6 +57,7 @@ __all__ = [
     "SyncSettings",
     "TeamsSettings",
     "TenantSettings",
+    "mask_url_password",
 ]
 
 ENV_PREFIX = "CARTIF_"
@@ -86,6 +87,21 @@ def _https_url(value: str) -> str:
     if parts.query or parts.fragment:
         raise ValueError("must not contain a query or fragment")
     return value.strip().rstrip("/")
+
+
+def _notification_url(value: str) -> str:
+    # Graph delivers only to https; plain http is accepted for a receiver on this machine, as the
+    # local tenant accepts it (tests and demos run the receiver on 127.0.0.1).
+    parts = urlsplit(value.strip())
+    if parts.scheme == "http" and (parts.hostname or "").lower() in ("localhost", "127.0.0.1", "::1"):
+        if parts.fragment:
+            raise ValueError("must not contain a fragment")
+        return value.strip()
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("not an absolute https:// URL (http:// only for localhost)")
+    if parts.fragment:
+        raise ValueError("must not contain a fragment")
+    return value.strip()
 
 
 def _authority(value: str) -> str:
@@ -150,6 +166,7 @@ def _sqlite_url(value: str) -> str:
 
 
 HttpsUrl = Annotated[str, AfterValidator(_https_url)]
+NotificationUrl = Annotated[str, AfterValidator(_notification_url)]
 Authority = Annotated[str, AfterValidator(_authority)]
 Scope = Annotated[str, AfterValidator(_default_scope)]
 Guid = Annotated[str, AfterValidator(_guid)]
@@ -310,13 +327,17 @@ class TeamsSettings(_Group):
 class NotificationSettings(_Group):
     """Graph change notifications for the library (optional; polling works without them)."""
 
-    url: HttpsUrl | None = Field(default=None, description=(
-        "The public https URL where Graph delivers change notifications for the library. Default: none, "
-        "changes are found by polling delta once per schedule interval."))
+    url: NotificationUrl | None = Field(default=None, description=(
+        "The public https URL where Graph delivers change notifications for the library (http only for "
+        "localhost). Default: none, changes are found by polling delta every poll_seconds."))
     client_state: SecretStr | None = Field(default=None, max_length=128, description=(
         "The clientState secret sent with each subscription and echoed in every notification, at most "
         "128 characters. Default: none; required when url is set, since it is how forged notifications "
         "are told apart. A secret."))
+    poll_seconds: int = Field(default=900, ge=10, description=(
+        "Seconds between two safety-net delta polls of `cartif-bot watch`, at least 10. Default: 900 "
+        "(15 minutes): notifications can be lost or late, so a poll catches anything they missed; "
+        "without a notification URL this is how often changes are found."))
 
 
 def _default_secrets_dir() -> Path | None:
@@ -537,9 +558,20 @@ class Settings(BaseSettings):
                             value=_display(value), source=self.source_of(path), secret=_is_secret(field))
 
 
+_URL_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:)(?P<password>[^/@]*)@")
+
+
+def mask_url_password(value: str) -> str:
+    """``postgresql+psycopg://bot:s3cret@db/cartif`` → ``postgresql+psycopg://bot:**********@db/cartif``:
+    a database URL's password never reaches output, logs or error messages."""
+    return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}@", value, count=1)
+
+
 def _display(value: Any) -> Any:
     if isinstance(value, SecretStr):
         return MASK
+    if isinstance(value, str):
+        return mask_url_password(value)
     if isinstance(value, Mapping):
         return {str(k): _display(v) for k, v in value.items()}
     if isinstance(value, Path):
@@ -669,6 +701,7 @@ def _problems(error: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], str]]
     value = error.get("input")
     if (not _is_secret(target) and isinstance(value, (str, int, float)) and not isinstance(value, bool)
             and str(value) not in message):
+        value = mask_url_password(value) if isinstance(value, str) else value
         shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "…"
         message = f"invalid ({shown}: {message})"
     else:

@@ -1018,8 +1018,9 @@ class State:
 
     def append_upload(self, session_id: str, fragment: bytes, *, total: int, expires: str) -> None:
         """Append the next in-order fragment and fix the declared total size."""
-        self.x("UPDATE upload_sessions SET received=received || ?, total=?, expires=? WHERE id=?",
-               (fragment, total, expires, session_id))
+        # Concatenated here, not with SQL ``||``, which turns BLOBs into TEXT.
+        self.x("UPDATE upload_sessions SET received=?, total=?, expires=? WHERE id=?",
+               (self.upload_bytes(session_id) + fragment, total, expires, session_id))
 
     def upload_bytes(self, session_id: str) -> bytes:
         row = self.q1("SELECT received FROM upload_sessions WHERE id=?", (session_id,))

@@ -1,0 +1,390 @@
+"""PURE: ``plan(desired, actual) -> Plan``, the small typed actions that make the site as declared.
+
+Where it sits: between observing and applying in the permission cycle (observe → plan → guard
+→ apply → verify). No I/O, no SDK types, no clock: the same inputs always give the same plan, and
+a site that already matches gives an empty one.
+
+What it decides, per governed folder (parents first):
+
+* missing → ``CreateFolder`` (then as below, from an inheriting folder);
+* declared unique but inheriting → ``BreakInheritance`` (copyRoleAssignments=false leaves only the
+  bot's own Full Control) and a ``Grant`` for every declared grant;
+* declared unique and unique → ``Grant`` what is missing, ``Revoke`` what is not declared (one
+  role binding at a time: re-breaking a unique folder does nothing), ``RemoveSharingLink`` for
+  every sharing link; the bot's own app and ``keep`` principals are never revoked, Limited Access
+  is SharePoint's own and never planned;
+* declared inheriting but unique → ``RemoveSharingLink`` for its links, then ``ResetInheritance``.
+
+Groups: ``CreateGroup`` when missing, ``AddMember`` / ``RemoveMember`` to match the roster.
+Groups the structure no longer declares are left alone (their grants on governed folders are
+revoked like any undeclared grant).
+
+The guard (``check_guard``) refuses an empty desired state, and a plan removing more than
+``max_removal_share`` of the existing grants or members (once at least ``min_guarded_removals``
+are removed), unless forced: ``UnsafePlanError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from bot.errors import UserError
+from bot.model import ActualFolder, ActualState, DesiredState, FolderSpec
+
+__all__ = [
+    "Action",
+    "AddMember",
+    "BreakInheritance",
+    "CreateFolder",
+    "CreateGroup",
+    "Grant",
+    "GuardPolicy",
+    "Plan",
+    "RemoveMember",
+    "RemoveSharingLink",
+    "ResetInheritance",
+    "Revoke",
+    "UnsafePlanError",
+    "check_guard",
+    "plan",
+]
+
+
+class UnsafePlanError(UserError):
+    """The plan is refused by the guard; the message says why and how to override (--force)."""
+
+
+# ---------------------------------------------------------------------------------------------- actions
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """One change. ``target`` is a folder path or a group name; ``before``/``after`` are for people."""
+
+    kind: ClassVar[str] = "action"
+    #: Order of execution: groups, folders, access granted before access removed.
+    phase: ClassVar[int] = 0
+
+    @property
+    def target(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def principal(self) -> str:
+        return ""
+
+    @property
+    def before(self) -> str | None:
+        return None
+
+    @property
+    def after(self) -> str | None:
+        return None
+
+    @property
+    def rule(self) -> str:
+        return str(getattr(self, "why", ""))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"action": self.kind, "target": self.target, "principal": self.principal or None,
+                "before": self.before, "after": self.after, "rule": self.rule}
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateGroup(Action):
+    kind: ClassVar[str] = "create_group"
+    phase: ClassVar[int] = 0
+    group: str
+    description: str
+    why: str
+
+    @property
+    def target(self) -> str:
+        return self.group
+
+    @property
+    def after(self) -> str | None:
+        return "group"
+
+
+@dataclasses.dataclass(frozen=True)
+class AddMember(Action):
+    kind: ClassVar[str] = "add_member"
+    phase: ClassVar[int] = 1
+    group: str
+    person: str
+    why: str
+
+    @property
+    def target(self) -> str:
+        return self.group
+
+    @property
+    def principal(self) -> str:
+        return self.person
+
+    @property
+    def after(self) -> str | None:
+        return "member"
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoveMember(Action):
+    kind: ClassVar[str] = "remove_member"
+    phase: ClassVar[int] = 7
+    group: str
+    person: str
+    login: str
+    why: str
+
+    @property
+    def target(self) -> str:
+        return self.group
+
+    @property
+    def principal(self) -> str:
+        return self.person
+
+    @property
+    def before(self) -> str | None:
+        return "member"
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateFolder(Action):
+    kind: ClassVar[str] = "create_folder"
+    phase: ClassVar[int] = 2
+    path: str
+    why: str
+
+    @property
+    def target(self) -> str:
+        return self.path
+
+    @property
+    def after(self) -> str | None:
+        return "folder"
+
+
+@dataclasses.dataclass(frozen=True)
+class BreakInheritance(Action):
+    kind: ClassVar[str] = "break_inheritance"
+    phase: ClassVar[int] = 3
+    path: str
+    why: str
+
+    @property
+    def target(self) -> str:
+        return self.path
+
+    @property
+    def before(self) -> str | None:
+        return "inherits"
+
+    @property
+    def after(self) -> str | None:
+        return "unique"
+
+
+@dataclasses.dataclass(frozen=True)
+class Grant(Action):
+    kind: ClassVar[str] = "grant"
+    phase: ClassVar[int] = 4
+    path: str
+    to: str
+    level: str
+    why: str
+
+    @property
+    def target(self) -> str:
+        return self.path
+
+    @property
+    def principal(self) -> str:
+        return self.to
+
+    @property
+    def after(self) -> str | None:
+        return self.level
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoveSharingLink(Action):
+    kind: ClassVar[str] = "remove_sharing_link"
+    phase: ClassVar[int] = 5
+    path: str
+    group_login: str
+    level: str
+    why: str
+
+    @property
+    def target(self) -> str:
+        return self.path
+
+    @property
+    def principal(self) -> str:
+        return self.group_login
+
+    @property
+    def before(self) -> str | None:
+        return f"link ({self.level})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Revoke(Action):
+    kind: ClassVar[str] = "revoke"
+    phase: ClassVar[int] = 6
+    path: str
+    of: str
+    level: str
+    why: str
+
+    @property
+    def target(self) -> str:
+        return self.path
+
+    @property
+    def principal(self) -> str:
+        return self.of
+
+    @property
+    def before(self) -> str | None:
+        return self.level
+
+
+@dataclasses.dataclass(frozen=True)
+class ResetInheritance(Action):
+    kind: ClassVar[str] = "reset_inheritance"
+    phase: ClassVar[int] = 8
+    path: str
+    removed: tuple[tuple[str, str], ...]
+    why: str
+
+    @property
+    def target(self) -> str:
+        return self.path
+
+    @property
+    def before(self) -> str | None:
+        return "unique"
+
+    @property
+    def after(self) -> str | None:
+        return "inherits"
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """An ordered, immutable sequence of actions; empty when the site matches the structure."""
+
+    actions: tuple[Action, ...] = ()
+
+    def __iter__(self) -> Iterator[Action]:
+        return iter(self.actions)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def __bool__(self) -> bool:
+        return bool(self.actions)
+
+    def of(self, kind: type[Action]) -> list[Action]:
+        return [a for a in self.actions if isinstance(a, kind)]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for a in self.actions:
+            out[a.kind] = out.get(a.kind, 0) + 1
+        return out
+
+    def as_json(self) -> list[dict[str, Any]]:
+        return [a.as_json() for a in self.actions]
+
+
+# ---------------------------------------------------------------------------------------------- plan
+def plan(desired: DesiredState, actual: ActualState) -> Plan:
+    """The actions that turn ``actual`` into ``desired`` (see the module docstring)."""
+    actions: list[tuple[int, int, Action]] = []
+    for index, group in enumerate(desired.groups):
+        seen = actual.groups.get(group.name)
+        if seen is None:
+            actions.append((0, index, CreateGroup(group.name, group.description, group.rule)))
+        have = dict(seen.members) if seen is not None else {}
+        for person, why in group.members.items():
+            if person not in have:
+                actions.append((0, index, AddMember(group.name, person, why)))
+        for person, login in sorted(have.items()):
+            if person not in group.members:
+                actions.append((0, index, RemoveMember(group.name, person, login,
+                                                       f"{group.rule}: {person} is not on the roster for it")))
+    ignored = desired.keep | actual.self_keys
+    for index, spec in enumerate(desired.folders):
+        actions.extend((1, index, a) for a in _folder_actions(spec, actual.folders.get(spec.path), ignored))
+    actions.sort(key=lambda t: (t[2].phase, t[0], t[1]))
+    return Plan(tuple(a for _, _, a in actions))
+
+
+def _folder_actions(spec: FolderSpec, seen: ActualFolder | None, ignored: frozenset[str]) -> Iterator[Action]:
+    if seen is None:
+        yield CreateFolder(spec.path, spec.rule)
+    if not spec.unique:
+        if seen is not None and seen.unique:
+            for link in sorted(seen.links):
+                yield RemoveSharingLink(spec.path, link.group_login, link.level, f"{spec.rule}: no sharing links")
+            removed = tuple(sorted(g for g in seen.grants if g[0] not in ignored))
+            yield ResetInheritance(spec.path, removed, spec.rule)
+        return
+    if seen is None or not seen.unique:
+        yield BreakInheritance(spec.path, spec.rule)
+        have: frozenset[tuple[str, str]] = frozenset()
+    else:
+        have = seen.grants
+        for link in sorted(seen.links):
+            yield RemoveSharingLink(spec.path, link.group_login, link.level,
+                                    f"{spec.rule}: sharing links are not declared on governed folders")
+    for grant in sorted(spec.grants):
+        if (grant.principal, grant.level) not in have:
+            yield Grant(spec.path, grant.principal, grant.level, grant.rule)
+    wanted = spec.grant_pairs()
+    for principal, level in sorted(have - wanted):
+        if principal not in ignored:
+            yield Revoke(spec.path, principal, level, f"{spec.rule}: {principal} → {level} is not declared")
+
+
+# ---------------------------------------------------------------------------------------------- guard
+@dataclasses.dataclass(frozen=True)
+class GuardPolicy:
+    """How much one apply may take away without --force (structure ``guard:`` section)."""
+
+    max_removal_share: float = 0.2
+    min_guarded_removals: int = 10
+
+
+def check_guard(the_plan: Plan, desired: DesiredState, actual: ActualState, policy: GuardPolicy,
+                *, force: bool = False) -> None:
+    """Raise ``UnsafePlanError`` when the plan must not run unattended (module docstring)."""
+    if force:
+        return
+    if desired.empty:
+        raise UnsafePlanError("the declared structure has no folders: applying it would strip every governed "
+                              "folder; fix the structure file or pass --force")
+    ignored = desired.keep | actual.self_keys
+    existing_grants = sum(len([g for g in f.grants if g[0] not in ignored])
+                          for f in actual.folders.values() if f.unique)
+    removed_grants = len(the_plan.of(Revoke)) + sum(len(a.removed) for a in the_plan.of(ResetInheritance)
+                                                    if isinstance(a, ResetInheritance))
+    existing_members = sum(len(g.members) for g in actual.groups.values())
+    removed_members = len(the_plan.of(RemoveMember))
+    for what, removed, existing in (("grants", removed_grants, existing_grants),
+                                    ("group members", removed_members, existing_members)):
+        if removed >= max(policy.min_guarded_removals, 1) and existing and \
+                removed / existing > policy.max_removal_share:
+            raise UnsafePlanError(
+                f"the plan removes {removed} of {existing} {what} ({removed / existing:.0%}), more than "
+                f"guard.max_removal_share ({policy.max_removal_share:.0%}); check `cartif-bot plan`, then apply "
+                "with --force if it is intended")
+
+
+def removals(the_plan: Plan) -> Sequence[Action]:
+    """Actions that take access away (for reports)."""
+    return [a for a in the_plan if isinstance(a, Revoke | RemoveMember | RemoveSharingLink | ResetInheritance)]

@@ -1,0 +1,163 @@
+"""The library's Graph change-notification subscription: create, renew before expiry, re-create, delete.
+
+Where it sits: ``bot.watching`` calls ``SubscriptionManager.ensure()`` at start and before every
+wait; the subscription row lives in the store's ``subscriptions`` table (the clientState as a
+hash only, ``bot.notifications.client_state_hash``). Calls go through msgraph-sdk's request
+builders (a handful of small requests, so its models cost nothing here) and therefore through the
+one retry layer (``connectors.retrying``).
+
+Microsoft's rules this follows (graph-api.md §2.18, anchors-sync-notify §0):
+
+* SharePoint/OneDrive for Business accept subscriptions on a drive's ROOT only, changeType
+  ``updated`` only; the subscription is created only after the receiver answers the
+  validationToken handshake, so the receiver must be up first.
+* A driveItem subscription lives at most 42,300 minutes (~29 days); we ask for a little less
+  (clocks differ) and renew when less than a third of the lifetime remains — days early, so a
+  few failed renewals in a row still leave time.
+* An expired or deleted subscription answers 404 to PATCH: it cannot be revived, so a new one
+  is created (and the store row replaced). Notifications missed meanwhile are not lost: the
+  next delta run from the stored cursor reads every change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from kiota_abstractions.api_error import APIError
+from msgraph.generated.models.subscription import Subscription as GraphSubscription
+from msgraph.graph_service_client import GraphServiceClient
+
+from bot.notifications import client_state_hash
+from bot.store import Store, Subscription
+from connectors.errors import NotFound
+from connectors.graph import from_api_error
+
+__all__ = ["DEFAULT_LIFETIME", "MAX_LIFETIME", "RENEW_SHARE", "SubscriptionManager", "needs_renewal"]
+
+log = logging.getLogger(__name__)
+
+#: Graph's maximum lifetime of a driveItem subscription.
+MAX_LIFETIME = dt.timedelta(minutes=42_300)
+#: What we ask for: the maximum less a margin for clock differences (a request beyond the
+#: maximum is refused with 400, not clamped).
+DEFAULT_LIFETIME = MAX_LIFETIME - dt.timedelta(minutes=30)
+#: Renew when less than this share of the lifetime remains.
+RENEW_SHARE = 1 / 3
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def parse_time(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def format_time(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def needs_renewal(expiration: str, now: dt.datetime, lifetime: dt.timedelta = DEFAULT_LIFETIME) -> bool:
+    """True when less than ``RENEW_SHARE`` of ``lifetime`` remains before ``expiration``."""
+    return parse_time(expiration) - now < lifetime * RENEW_SHARE
+
+
+class SubscriptionManager:
+    """Keeps exactly one live subscription on ``drive_id``'s root for ``notification_url``."""
+
+    def __init__(self, graph: GraphServiceClient, store: Store, drive_id: str, *, notification_url: str,
+                 client_state: str, lifetime: dt.timedelta = DEFAULT_LIFETIME,
+                 now: Callable[[], dt.datetime] = _utc_now) -> None:
+        if not dt.timedelta(minutes=45) <= lifetime <= MAX_LIFETIME:
+            raise ValueError("a subscription lifetime is 45 to 42,300 minutes")
+        self.graph = graph
+        self.store = store
+        self.drive_id = drive_id
+        self.notification_url = notification_url
+        self._client_state = client_state
+        self._state_hash = client_state_hash(client_state)
+        self.lifetime = lifetime
+        self.now = now
+
+    # ------------------------------------------------------------------------------------------ queries
+    def current(self) -> Subscription | None:
+        """The stored subscription of this drive for our URL and secret, if any."""
+        for sub in self.store.subscriptions(self.drive_id):
+            if sub.notification_url == self.notification_url and sub.client_state_hash == self._state_hash:
+                return sub
+        return None
+
+    def renewal_due_in(self, sub: Subscription) -> float:
+        """Seconds until ``sub`` should be renewed (0 when due now)."""
+        due = parse_time(sub.expiration) - self.lifetime * RENEW_SHARE
+        return max(0.0, (due - self.now()).total_seconds())
+
+    # ------------------------------------------------------------------------------------------ actions
+    async def ensure(self) -> Subscription:
+        """A live subscription: the stored one, renewed if due; created when there is none.
+
+        Stored subscriptions of this drive for another URL or secret (settings changed) are
+        deleted on the tenant (best effort) and forgotten.
+        """
+        for stale in self.store.subscriptions(self.drive_id):
+            if stale.notification_url != self.notification_url or stale.client_state_hash != self._state_hash:
+                await self.delete(stale)
+        sub = self.current()
+        if sub is None:
+            return await self.create()
+        if needs_renewal(sub.expiration, self.now(), self.lifetime):
+            return await self.renew(sub)
+        return sub
+
+    async def create(self) -> Subscription:
+        body = GraphSubscription(
+            change_type="updated",
+            notification_url=self.notification_url,
+            resource=f"/drives/{self.drive_id}/root",
+            expiration_date_time=self.now() + self.lifetime,
+            client_state=self._client_state,
+        )
+        try:
+            created = await self.graph.subscriptions.post(body)
+        except APIError as exc:
+            raise from_api_error(exc) from exc
+        if created is None or not created.id or created.expiration_date_time is None:
+            raise RuntimeError("Graph created a subscription but returned no id or expiration")
+        sub = Subscription(created.id, self.drive_id, format_time(created.expiration_date_time),
+                           self._state_hash, self.notification_url)
+        self.store.save_subscription(sub)
+        log.info("subscription %s created on drive %s, expires %s", sub.id, self.drive_id, sub.expiration)
+        return sub
+
+    async def renew(self, sub: Subscription) -> Subscription:
+        """Extend ``sub`` to now + lifetime; a 404 (expired or deleted) re-creates it."""
+        body = GraphSubscription(expiration_date_time=self.now() + self.lifetime)
+        try:
+            updated = await self.graph.subscriptions.by_subscription_id(sub.id).patch(body)
+        except APIError as exc:
+            error = from_api_error(exc)
+            if not isinstance(error, NotFound):
+                raise error from exc
+            log.warning("subscription %s is gone (expired or deleted); creating a new one", sub.id)
+            self.store.delete_subscription(sub.id)
+            return await self.create()
+        if updated is None or updated.expiration_date_time is None:
+            raise RuntimeError("Graph renewed a subscription but returned no expiration")
+        renewed = Subscription(sub.id, sub.drive_id, format_time(updated.expiration_date_time),
+                               sub.client_state_hash, sub.notification_url)
+        self.store.save_subscription(renewed)
+        log.info("subscription %s renewed, expires %s", sub.id, renewed.expiration)
+        return renewed
+
+    async def delete(self, sub: Subscription) -> None:
+        """Delete ``sub`` on the tenant (already gone is fine) and forget it."""
+        try:
+            await self.graph.subscriptions.by_subscription_id(sub.id).delete()
+        except APIError as exc:
+            error = from_api_error(exc)
+            if not isinstance(error, NotFound):
+                raise error from exc
+        self.store.delete_subscription(sub.id)

@@ -1,0 +1,280 @@
+"""Folder permissions and site groups over SharePoint REST (and sharing links over Graph).
+
+Where it sits: implements ``bot.ports.PermissionReader`` and ``PermissionWriter`` for the
+permission cycle, translating SharePoint's JSON into ``bot.model`` values at this boundary.
+
+Requests go through office365-rest-python-client's ``ClientContext`` request pipeline
+(``pending_request().execute_request_direct``: our bearer token, the form digest on writes, our
+CA), with the exact REST calls of anchors-permissions §1.1 — the typed API adds GETs we do not
+need (§1.3: ``add_role_assignment`` costs two extra reads per call).
+
+Reading is cheap by design (issue #3 benchmark): each parent of governed folders is listed ONCE
+with ``Folders?$expand=ListItemAllFields/RoleAssignments/Member,…/RoleDefinitionBindings`` —
+HasUniqueRoleAssignments and every role assignment of every child in one request — and all site
+groups with their users in one more. Principal ids and role-definition ids seen while reading are
+cached for the writes.
+
+Classification (anchors §1.1 "Noise in ACLs"): a member whose login starts with
+``SharingLinks.`` is a sharing link, never an ordinary grant; a ``Limited Access`` binding is
+SharePoint's own and kept apart. Sharing links are deleted through Graph
+(``DELETE /drives/{d}/items/{i}/permissions/{id}``, which removes the link itself); without a
+drive id, or when Graph does not show the link, the link group's role assignment is removed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from office365.runtime.client_request_exception import ClientRequestException
+from office365.runtime.http.http_method import HttpMethod
+from office365.runtime.http.request_options import RequestOptions
+from office365.sharepoint.client_context import ClientContext
+
+from bot.model import LIMITED_ACCESS, ActualFolder, ActualGroup, Link, user_key
+from config.settings import Settings
+from connectors.auth import Authenticator, Resource, ssl_verify
+from connectors.errors import NotFound
+from connectors.sharepoint import build_sharepoint_context, from_client_request_exception
+
+__all__ = ["EXPAND", "SharePointPermissions", "build_site_permissions", "principal_key"]
+
+#: One listing per parent: every child's HasUniqueRoleAssignments and role assignments.
+EXPAND = ("ListItemAllFields/RoleAssignments/Member,ListItemAllFields/RoleAssignments/RoleDefinitionBindings,"
+          "ListItemAllFields/HasUniqueRoleAssignments")
+_NOMETADATA = "application/json;odata=nometadata"
+_VERBOSE = "application/json;odata=verbose"
+
+
+def principal_key(member: Mapping[str, Any]) -> str:
+    """The domain's principal key for a role assignment's Member (bot.model "PRINCIPAL KEY")."""
+    login = str(member.get("LoginName") or "")
+    kind = int(member.get("PrincipalType") or 0)
+    if kind == 8:  # SharePoint group
+        return str(member.get("Title") or login)
+    if "|ms.sp.ext|" in login or login.startswith("i:0i.t|"):
+        return f"app:{login}"
+    if kind == 1:
+        return user_key(str(member.get("Email") or member.get("UserPrincipalName") or login.rsplit("|", 1)[-1]))
+    return f"principal:{login}"  # security groups, Everyone…: shown, and revoked if not declared
+
+
+def _results(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return list(value.get("results") or [])
+    return list(value or [])
+
+
+def _q(text: str) -> str:
+    """A value inside an OData string literal in a URL: quotes doubled, the rest percent-encoded."""
+    return quote(text.replace("'", "''"), safe="/")
+
+
+class SharePointPermissions:
+    """``PermissionReader`` and ``PermissionWriter`` on one site and library."""
+
+    def __init__(self, ctx: ClientContext, *, library: str, client_id: str, graph: httpx.Client | None = None,
+                 drive_id: str | None = None) -> None:
+        self.ctx, self.library, self.client_id = ctx, library.strip("/"), client_id.lower()
+        self.graph, self.drive_id = graph, drive_id
+        self._principals: dict[str, int] = {}
+        self._groups: dict[str, int] = {}
+        self._logins: dict[str, str] = {}
+        self._roles: dict[str, int] | None = None
+        self._self: set[str] = set()
+
+    # ------------------------------------------------------------------------------------------ http
+    def _send(self, method: str, path: str, body: Any = None, *, accept: str = _NOMETADATA) -> Any:
+        headers = {"Accept": accept}
+        data: bytes | None = None
+        if body is not None:
+            headers["Content-Type"] = _VERBOSE
+            data = json.dumps(body).encode()
+        options = RequestOptions(url=f"{self.ctx.service_root_url}/{path}",
+                                 method=HttpMethod.Post if method == "POST" else HttpMethod.Get,
+                                 data=data, headers=headers)
+        try:
+            response = self.ctx.pending_request().execute_request_direct(options)
+        except ClientRequestException as exc:
+            raise from_client_request_exception(exc) from exc
+        return response.json() if response.content else None
+
+    def _folder(self, path: str) -> str:
+        full = f"{self.library}/{path}" if path else self.library
+        return f"web/GetFolderByServerRelativeUrl('{_q(full)}')"
+
+    def _item(self, path: str) -> str:
+        return self._folder(path) + "/ListItemAllFields"
+
+    def _role_id(self, level: str) -> int:
+        if self._roles is None:
+            found = self._send("GET", "web/roledefinitions?$select=Id,Name")
+            self._roles = {str(r["Name"]): int(r["Id"]) for r in _results(found.get("value", found))}
+        return self._roles[level]
+
+    # ------------------------------------------------------------------------------------------ reader
+    def read_folders(self, paths: Sequence[str]) -> Mapping[str, ActualFolder]:
+        wanted = set(paths)
+        parents = sorted({p.rsplit("/", 1)[0] if "/" in p else "" for p in wanted}, key=lambda p: p.count("/"))
+        found: dict[str, ActualFolder] = {}
+        for parent in parents:
+            if parent and parent not in found and parent in wanted:
+                continue  # the parent is governed and missing: so are its children
+            try:
+                listing = self._send("GET", f"{self._folder(parent)}/Folders?$expand={EXPAND}")
+            except NotFound:
+                continue
+            for child in _results(listing.get("value", listing)):
+                path = f"{parent}/{child['Name']}" if parent else str(child["Name"])
+                if path in wanted:
+                    found[path] = self._parse_folder(path, child.get("ListItemAllFields") or {})
+        return found
+
+    def _parse_folder(self, path: str, item: Mapping[str, Any]) -> ActualFolder:
+        grants: set[tuple[str, str]] = set()
+        links: set[Link] = set()
+        limited: set[str] = set()
+        for ra in _results(item.get("RoleAssignments")):
+            member = ra.get("Member") or {}
+            key = principal_key(member)
+            pid = int(ra.get("PrincipalId") or member.get("Id") or 0)
+            login = str(member.get("LoginName") or "")
+            self._principals[key] = pid
+            if key.startswith("app:") and self.client_id and self.client_id in key.lower():
+                self._self.add(key)
+            for binding in _results(ra.get("RoleDefinitionBindings")):
+                level = str(binding.get("Name"))
+                if level == LIMITED_ACCESS:
+                    limited.add(key)
+                elif login.startswith("SharingLinks."):
+                    self._principals[login] = pid
+                    links.add(Link(login, level))
+                else:
+                    grants.add((key, level))
+        return ActualFolder(path, bool(item.get("HasUniqueRoleAssignments")), frozenset(grants),
+                            frozenset(links), frozenset(limited))
+
+    def read_groups(self, names: Sequence[str]) -> Mapping[str, ActualGroup]:
+        wanted = set(names)
+        listing = self._send("GET", "web/sitegroups?$expand=Users")
+        found: dict[str, ActualGroup] = {}
+        for g in _results(listing.get("value", listing)):
+            title = str(g["Title"])
+            self._groups[title] = int(g["Id"])
+            self._principals[title] = int(g["Id"])
+            if title not in wanted:
+                continue
+            members: dict[str, str] = {}
+            for u in _results(g.get("Users")):
+                person = str(u.get("Email") or u.get("UserPrincipalName") or u["LoginName"]).lower()
+                members[person] = str(u["LoginName"])
+                self._logins[person] = str(u["LoginName"])
+            found[title] = ActualGroup(title, int(g["Id"]), members)
+        return found
+
+    def self_keys(self) -> frozenset[str]:
+        return frozenset(self._self)
+
+    # ------------------------------------------------------------------------------------------ writer
+    def create_group(self, name: str, description: str) -> None:
+        created = self._send("POST", "web/sitegroups",
+                             {"__metadata": {"type": "SP.Group"}, "Title": name, "Description": description})
+        self._groups[name] = self._principals[name] = int(created["Id"])
+
+    def _ensure_user(self, person: str) -> str:
+        login = self._logins.get(person)
+        if login is None:
+            user = self._send("POST", "web/ensureuser", {"logonName": person})
+            login = self._logins[person] = str(user["LoginName"])
+            self._principals[user_key(person)] = int(user["Id"])
+        return login
+
+    def add_member(self, group: str, person: str) -> None:
+        login = self._ensure_user(person)  # guests too: EnsureUser adds them to the site first
+        self._send("POST", f"web/sitegroups/getbyid({self._groups[group]})/users",
+                   {"__metadata": {"type": "SP.User"}, "LoginName": login})
+
+    def remove_member(self, group: str, login: str) -> None:
+        self._send("POST", f"web/sitegroups/getbyid({self._groups[group]})/users/removebyloginname(@v)"
+                           f"?@v='{quote(login.replace(chr(39), chr(39) * 2), safe='')}'")
+
+    def create_folder(self, path: str) -> None:
+        parent, _, name = path.rpartition("/")
+        self._send("POST", f"{self._folder(parent)}/folders/add('{_q(name)}')")
+
+    def break_inheritance(self, path: str) -> None:
+        # clearSubscopes=false: children with their own permissions keep them (anchors §1.1).
+        self._send("POST", f"{self._item(path)}/breakroleinheritance(copyRoleAssignments=false,clearSubscopes=false)")
+
+    def reset_inheritance(self, path: str) -> None:
+        self._send("POST", f"{self._item(path)}/resetroleinheritance")
+
+    def _principal_id(self, key: str) -> int:
+        if key not in self._principals:
+            if key.startswith("user:"):
+                self._ensure_user(key.removeprefix("user:"))
+            else:
+                found = self._send("GET", f"web/sitegroups/getbyname('{_q(key)}')?$select=Id")
+                self._principals[key] = int(found["Id"])
+        return self._principals[key]
+
+    def grant(self, path: str, principal: str, level: str) -> None:
+        self._send("POST", f"{self._item(path)}/roleassignments/addroleassignment("
+                           f"principalid={self._principal_id(principal)},roledefid={self._role_id(level)})")
+
+    def revoke(self, path: str, principal: str, level: str) -> None:
+        self._send("POST", f"{self._item(path)}/roleassignments/removeroleassignment("
+                           f"principalid={self._principal_id(principal)},roledefid={self._role_id(level)})")
+
+    def remove_sharing_link(self, path: str, group_login: str, level: str) -> None:
+        if self.graph is not None and self.drive_id and self._delete_link_in_graph(path, group_login, level):
+            return
+        pid = self._principals[group_login]
+        self._send("POST", f"{self._item(path)}/roleassignments/removeroleassignment(principalid={pid})")
+
+    def _delete_link_in_graph(self, path: str, group_login: str, level: str) -> bool:
+        assert self.graph is not None
+        item = f"/drives/{self.drive_id}/root:/{quote(path)}:"
+        response = self.graph.get(f"{item}/permissions")
+        if response.status_code != 200:
+            return False
+        links = [p for p in response.json().get("value", []) if p.get("link") and not p.get("inheritedFrom")]
+        # SharePoint names the link's group SharingLinks.<item>.<kind>.<shareId>; Graph's permission id for
+        # the link is that share id in the local tenant, but not necessarily on Microsoft's service, so fall
+        # back to the role (Read ↔ read, Contribute/Edit ↔ write).
+        share_id = group_login.rsplit(".", 1)[-1]
+        match = next((p for p in links if p.get("id") == share_id), None)
+        if match is None:
+            role = "read" if level == "Read" else "write"
+            match = next((p for p in links if role in (p.get("roles") or [])), None)
+        if match is None:
+            return False
+        deleted = self.graph.delete(f"{item}/permissions/{match['id']}")
+        return deleted.status_code == 204
+
+
+class _GraphBearer(httpx.Auth):
+    """A Graph token from our authenticator on every request (cached by it until near expiry)."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._auth = authenticator
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = "Bearer " + self._auth.access_token(Resource.GRAPH)
+        yield request
+
+
+def build_site_permissions(settings: Settings, authenticator: Authenticator, *, library: str) -> SharePointPermissions:
+    """The SharePoint connector for ``library`` of ``settings.endpoints.site_url``, with a small Graph
+    client (our CA, no environment overrides) for deleting sharing links."""
+    endpoints = settings.endpoints
+    graph = httpx.Client(base_url=endpoints.graph_url, verify=ssl_verify(endpoints.ca_path),
+                         trust_env=endpoints.ca_path is None, auth=_GraphBearer(authenticator),
+                         timeout=httpx.Timeout(settings.http.timeout_seconds,
+                                               connect=settings.http.connect_timeout_seconds))
+    ctx = build_sharepoint_context(settings, authenticator)
+    return SharePointPermissions(ctx, library=library, client_id=settings.auth.client_id, graph=graph,
+                                 drive_id=endpoints.drive_id)

@@ -1,0 +1,265 @@
+"""Change notifications: the pure parts, the receiver, and the watch loop against the local tenant.
+
+We test these aspects:
+
+* pure: bodies are parsed or refused with a clear message; clientState matches only our secret;
+  many requests coalesce into one pending cycle, and requests during a cycle make exactly one more;
+* receiver (ASGI, in process): the validationToken handshake echoes the decoded token as
+  text/plain; good notifications get 202 and signal; a wrong clientState gets the same 202 but
+  signals nothing; malformed JSON gets 400 naming the problem;
+* local tenant: the receiver on a free port, the subscription created through our connector,
+  5 quick changes by another app → at most two notification-driven cycles report exactly those 5
+  changes within seconds; renewal extends the expiry; a subscription deleted on the tenant is
+  re-created on renewal; poll-only mode finds changes without any notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.notifications import (
+    NotificationError,
+    SyncRequests,
+    client_state_hash,
+    client_state_matches,
+    parse_notifications,
+    split_by_client_state,
+)
+from bot.receiver import Receiver, serve_receiver
+from bot.store import Store
+from bot.watching import Cycle, watch
+from connectors.auth import Authenticator
+from connectors.graph import build_graph_client
+from connectors.graph_subscriptions import SubscriptionManager, needs_renewal
+from tests import sdk
+from tests.test_syncing import mine, settings_for
+
+SECRET = "s3cret-client-state-for-tests"
+
+
+def body(*states: str | None, sub: str = "sub-1") -> bytes:
+    import json
+    return json.dumps({"value": [{"subscriptionId": sub, "clientState": s, "changeType": "updated",
+                                  "resource": "/drives/d/root", "tenantId": "t",
+                                  "subscriptionExpirationDateTime": "2026-12-01T00:00:00Z"} for s in states]}
+                      ).encode()
+
+
+# ---------------------------------------------------------------------------------------------- pure
+def test_parse_notifications_accepts_graph_bodies_and_names_problems() -> None:
+    parsed = parse_notifications(body(SECRET, None))
+    assert [(n.subscription_id, n.client_state, n.change_type) for n in parsed] == [
+        ("sub-1", SECRET, "updated"), ("sub-1", None, "updated")]
+    for bad, words in [(b"{nope", "not JSON"), (b"[]", '{"value"'), (b'{"value": [1]}', "value[0] is not"),
+                       (b'{"value": [{"changeType": "updated", "resource": "r"}]}', "subscriptionId"),
+                       (b"\xff\xfe", "not JSON")]:
+        with pytest.raises(NotificationError, match=words.replace("[", r"\[").replace("{", r"\{")):
+            parse_notifications(bad)
+
+
+def test_client_state_matches_only_our_secret() -> None:
+    assert client_state_matches(SECRET, SECRET)
+    assert not client_state_matches(SECRET + "x", SECRET)
+    assert not client_state_matches(SECRET[:-1], SECRET)
+    assert not client_state_matches(None, SECRET)
+    assert not client_state_matches("", "")
+    accepted, rejected = split_by_client_state(parse_notifications(body(SECRET, "forged", None)), SECRET)
+    assert len(accepted) == 1 and len(rejected) == 2
+    assert client_state_hash(SECRET) != SECRET and len(client_state_hash(SECRET)) == 64
+
+
+async def test_many_requests_coalesce_into_one_cycle() -> None:
+    requests = SyncRequests()
+    assert await requests.wait(0.01) is False
+    for _ in range(10):
+        requests.request()
+    assert await requests.wait(0.01) is True
+    assert requests.take() == 10
+    assert await requests.wait(0.01) is False  # taken: nothing left
+    requests.request(2)  # arrives "during the cycle" → exactly one more
+    assert requests.take() == 2 and requests.take() == 0
+    assert requests.taken == 2 and requests.requested == 12
+
+
+def test_renewal_is_due_when_a_third_of_the_lifetime_is_left() -> None:
+    now = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
+    lifetime = dt.timedelta(minutes=300)
+    assert not needs_renewal("2026-11-28T01:41:00Z", now, lifetime)
+    assert needs_renewal("2026-11-28T01:39:00.000Z", now, lifetime)
+
+
+# ---------------------------------------------------------------------------------------------- receiver
+@pytest.fixture
+async def receiver_client() -> AsyncIterator[tuple[httpx.AsyncClient, Receiver]]:
+    app = Receiver(SyncRequests(), SECRET, path="/hooks/graph")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://receiver") as client:
+        yield client, app
+
+
+async def test_receiver_handshake_notifications_and_errors(
+        receiver_client: tuple[httpx.AsyncClient, Receiver], caplog: pytest.LogCaptureFixture) -> None:
+    client, app = receiver_client
+    token = "Validation: Testing client application reachability for subscription Request-Id: 1 & 2=3"
+    resp = await client.post("/hooks/graph", params={"validationToken": token})
+    assert resp.status_code == 200 and resp.text == token
+    assert resp.headers["content-type"].startswith("text/plain")
+
+    resp = await client.post("/hooks/graph", content=body(SECRET, SECRET))
+    assert resp.status_code == 202 and resp.content == b""
+    assert app.requests.pending == 2
+
+    forged = await client.post("/hooks/graph", content=body("guess-1"))
+    assert forged.status_code == 202 and forged.content == b""  # the same answer: nothing leaks
+    assert app.requests.pending == 2 and app.rejected == 1
+    assert "wrong clientState" in caplog.text and "guess-1" not in caplog.text
+
+    bad = await client.post("/hooks/graph", content=b"{not json")
+    assert bad.status_code == 400 and "not JSON" in bad.json()["error"]
+    assert (await client.post("/elsewhere", content=body(SECRET))).status_code == 404
+    assert (await client.get("/hooks/graph")).status_code == 405
+    assert app.requests.pending == 2
+
+
+# ---------------------------------------------------------------------------------------------- local tenant
+@pytest.fixture
+async def editor(tenant_info: dict[str, Any], tokens: sdk.Tokens) -> AsyncIterator[httpx.AsyncClient]:
+    """Graph as the tenant-admin app, async so the receiver in this event loop keeps answering."""
+    token = tokens.graph("admin")
+    async with httpx.AsyncClient(base_url=tenant_info["graph_url"] + f"/drives/{tenant_info['drive_id']}",
+                                 verify=tenant_info["ca_path"], trust_env=False, timeout=30,
+                                 headers={"Authorization": f"Bearer {token}"}) as client:
+        yield client
+
+
+async def put(editor: httpx.AsyncClient, path: str, data: bytes) -> str:
+    resp = await editor.put(f"/root:{path}:/content", content=data)
+    resp.raise_for_status()
+    return str(resp.json()["id"])
+
+
+async def until(check: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        await asyncio.sleep(0.05)
+    return check()
+
+
+@contextlib.asynccontextmanager
+async def running(coro: Awaitable[None]) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.ensure_future(coro)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_five_quick_changes_arrive_as_one_notification_driven_sync(
+        tenant_info: dict[str, Any], editor: httpx.AsyncClient, graph_http: httpx.AsyncClient, unique: str,
+        tmp_path: Path) -> None:
+    base = f"/{unique}"
+    (await editor.post("/root/children", json={"name": unique, "folder": {}})).raise_for_status()
+    await put(editor, f"{base}/a.txt", b"a")
+    b = await put(editor, f"{base}/b.txt", b"b")
+    d = await put(editor, f"{base}/d.txt", b"d")
+    requests = SyncRequests()
+    app = Receiver(requests, SECRET)
+    cycles: list[Cycle] = []
+    async with serve_receiver(app) as port:
+        url = f"http://127.0.0.1:{port}/notifications"
+        settings = settings_for(tenant_info, tmp_path, notifications={"url": url, "client_state": SECRET})
+        with Store.open(settings.store.url) as store:
+            async with running(watch(settings, store, requests=requests, on_cycle=cycles.append)) as task:
+                assert await until(lambda: bool(cycles) or task.done(), 60), "no start-up cycle"
+                assert cycles[0].reason == "start" and cycles[0].error is None
+                [sub] = store.subscriptions(tenant_info["drive_id"])
+                on_tenant = (await graph_http.get(f"/subscriptions/{sub.id}")).json()
+                assert on_tenant["resource"] == f"/drives/{tenant_info['drive_id']}/root"
+                assert on_tenant["notificationUrl"] == url and on_tenant["changeType"] == "updated"
+                assert sub.client_state_hash == client_state_hash(SECRET)
+
+                await put(editor, f"{base}/c.txt", b"c")                                       # created
+                await put(editor, f"{base}/a.txt", b"a, edited")                               # modified
+                (await editor.patch(f"/items/{b}", json={"name": "b2.txt"})).raise_for_status()  # renamed
+                (await editor.post(f"/root:{base}:/children", json={"name": "sub", "folder": {}})
+                 ).raise_for_status()                                                          # created
+                (await editor.delete(f"/items/{d}")).raise_for_status()                        # deleted
+                changed = time.monotonic()
+
+                def seen() -> list[tuple[str, str, str | None]]:
+                    return sorted(x for c in cycles[1:] if c.result for x in mine(c.result, unique))
+                assert await until(lambda: len(seen()) >= 5, 10), f"only {seen()} after 10 s"
+                latency = time.monotonic() - changed
+                await asyncio.sleep(2.5)  # anything extra would show up now
+            ours = [c for c in cycles[1:] if c.result and mine(c.result, unique)]
+    assert seen() == sorted([("created", f"{base}/c.txt", None), ("modified", f"{base}/a.txt", None),
+                             ("renamed", f"{base}/b2.txt", f"{base}/b.txt"), ("created", f"{base}/sub", None),
+                             ("deleted", f"{base}/d.txt", None)])
+    assert 1 <= len(ours) <= 2 and all(c.reason == "notification" and c.notifications >= 1 for c in ours)
+    assert len(cycles) <= 3, [(c.reason, c.notifications) for c in cycles]
+    assert app.accepted >= 1 and app.rejected == 0
+    assert latency < 5, latency
+    print(f"change-to-event latency {latency:.2f} s, {len(ours)} cycle(s), {app.accepted} notification(s)")
+
+
+async def test_renewal_extends_expiry_and_a_vanished_subscription_is_recreated(
+        tenant_info: dict[str, Any], graph_http: httpx.AsyncClient, tmp_path: Path) -> None:
+    app = Receiver(SyncRequests(), SECRET)
+    async with serve_receiver(app) as port:
+        url = f"http://127.0.0.1:{port}/notifications"
+        settings = settings_for(tenant_info, tmp_path, notifications={"url": url, "client_state": SECRET})
+        authenticator = Authenticator(settings)
+        try:
+            graph = build_graph_client(settings, authenticator)
+            with Store.open(settings.store.url) as store:
+                lifetime = dt.timedelta(minutes=60)
+                manager = SubscriptionManager(graph, store, tenant_info["drive_id"], notification_url=url,
+                                              client_state=SECRET, lifetime=lifetime)
+                first = await manager.ensure()
+                assert await manager.ensure() == first  # fresh: nothing to do
+                # 45 minutes later, 15 of 60 minutes are left (< 1/3): ensure renews.
+                manager.now = lambda: dt.datetime.now(dt.UTC) + dt.timedelta(minutes=45)
+                renewed = await manager.ensure()
+                assert renewed.id == first.id and renewed.expiration > first.expiration
+                on_tenant = (await graph_http.get(f"/subscriptions/{first.id}")).json()
+                assert on_tenant["expirationDateTime"][:19] == renewed.expiration[:19]
+
+                (await graph_http.delete(f"/subscriptions/{first.id}")).raise_for_status()
+                recreated = await manager.renew(renewed)
+                assert recreated.id != first.id
+                assert store.subscriptions(tenant_info["drive_id"]) == [recreated]
+                assert (await graph_http.get(f"/subscriptions/{recreated.id}")).status_code == 200
+                assert (await graph_http.get(f"/subscriptions/{first.id}")).status_code == 404
+                await manager.delete(recreated)
+                assert store.subscriptions() == []
+                assert (await graph_http.get(f"/subscriptions/{recreated.id}")).status_code == 404
+        finally:
+            authenticator.close()
+
+
+async def test_poll_only_mode_finds_changes_without_notifications(
+        tenant_info: dict[str, Any], editor: httpx.AsyncClient, unique: str, tmp_path: Path) -> None:
+    settings = settings_for(tenant_info, tmp_path)  # no notification URL: poll-only
+    (await editor.post("/root/children", json={"name": unique, "folder": {}})).raise_for_status()
+    cycles: list[Cycle] = []
+    with Store.open(settings.store.url) as store:
+        async with running(watch(settings, store, on_cycle=cycles.append, poll_seconds=0.5)):
+            assert await until(lambda: bool(cycles), 60)
+            await put(editor, f"/{unique}/polled.txt", b"p")
+            assert await until(lambda: any(c.result and mine(c.result, unique) for c in cycles), 10)
+        assert store.subscriptions() == []
+    found = [c for c in cycles if c.result and mine(c.result, unique)]
+    assert len(found) == 1 and found[0].reason == "poll" and found[0].notifications == 0
+    assert mine(found[0].result, unique) == [("created", f"/{unique}/polled.txt", None)]  # type: ignore[arg-type]
