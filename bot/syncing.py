@@ -181,7 +181,18 @@ def reconcile(drive_id: str, known: Mapping[str, TrackedItem], batch: Iterable[D
         if item_id in paths:
             return paths[item_id]
         d = latest.get(item_id)
-        if d is None or d.deleted:
+        if d is None:
+            # Not in the batch: its own parent and name are unchanged, but an ancestor may have
+            # been renamed or moved in this batch, so the path is rebuilt from the parent's.
+            stored = known.get(item_id)
+            if stored is None or stored.deleted:
+                result = None
+            elif stored.parent_id is None or (stored.parent_id not in known and stored.parent_id not in latest):
+                result = stored.path
+            else:
+                parent = path_of(stored.parent_id, depth + 1)
+                result = f"{parent}/{stored.name}" if parent is not None else stored.path
+        elif d.deleted:
             stored = known.get(item_id)
             result = stored.path if stored is not None and not stored.deleted else None
         elif d.is_root:
@@ -310,6 +321,13 @@ class Syncer:
         else:
             ids = {d.id for d in batch} | {d.parent_id for d in batch if d.parent_id}
             known = self.store.items_by_id(self.drive_id, ids)
+            # The ancestors too (one query per level): a file changed inside a folder whose
+            # grand-parent was renamed in the same batch gets its path from the renamed chain.
+            frontier = {i.parent_id for i in known.values() if i.parent_id and i.parent_id not in known}
+            while frontier:
+                found = self.store.items_by_id(self.drive_id, frontier)
+                known.update(found)
+                frontier = {i.parent_id for i in found.values() if i.parent_id and i.parent_id not in known}
         outcome = reconcile(self.drive_id, known, batch, full=full, own_app_id=self.own_app_id,
                             descendants=lambda path: self.store.descendants(self.drive_id, path))
         tracked = self.store.count_live(self.drive_id)

@@ -61,6 +61,16 @@ def test_renaming_nested_folders_rewrites_every_descendant_path_without_events_f
     assert paths == {"a": "/A2", "b": "/A2/B2", "f": "/A2/B2/f.txt", "g": "/A2/g.txt"}
 
 
+def test_a_file_changed_under_a_renamed_grandparent_gets_the_new_path() -> None:
+    # Found by tests/test_sync_property.py: "a" renamed and "f" (in "b", which the batch does not
+    # list) modified in the same batch; "f" must not keep the old "/A/B" prefix.
+    batch = [delta("a", "root", "A2", folder=True), delta("f", "b", "f.txt", ctag="c2")]
+    result = reconcile(D, TREE, batch, descendants=descendants_of(TREE))
+    assert kinds(result) == [("a", "renamed", "/A2", "/A"), ("f", "modified", "/A2/B/f.txt", None)]
+    paths = {r.id: r.path for r in result.rows}
+    assert paths["f"] == "/A2/B/f.txt" and paths["b"] == "/A2/B" and paths["g"] == "/A2/g.txt"
+
+
 def test_moving_a_folder_is_one_moved_event_and_its_files_follow() -> None:
     result = reconcile(D, TREE, [delta("b", "x", "B", folder=True)], descendants=descendants_of(TREE))
     assert kinds(result) == [("b", "moved", "/X/B", "/A/B")]
