@@ -238,12 +238,31 @@ def reconcile(drive_id: str, known: Mapping[str, TrackedItem], batch: Iterable[D
         elif not d.is_folder and (old.ctag != d.ctag or old.sha256 != d.sha256 or old.size != d.size):
             events.append(Event(d.id, "modified", path, None, by_self))
 
-    # Descendants of deleted folders that the batch does not mention are gone with them.
-    for folder in deleted_folders:
-        for child in descendants(folder):
-            if child.id not in latest and child.id not in rows:
-                rows[child.id] = dataclasses.replace(child, deleted=True)
-                deletions += 1
+    # Descendants of deleted folders that the batch does not mention are gone with them — unless
+    # an ancestor between them and the deleted folder moved out of it in this same batch (a folder
+    # moved away, then its old parent deleted): their stored paths are stale, so the decision is
+    # made on the parent chain as the batch leaves it, not on the path prefix.
+    under_deleted = {c.id: c for folder in deleted_folders for c in descendants(folder)}
+
+    def still_under_deleted(item: TrackedItem) -> bool:
+        parent_id = item.parent_id
+        for _ in range(512):
+            if parent_id is None:
+                return False
+            if parent_id in latest:
+                if latest[parent_id].deleted:
+                    return True
+                parent_id = latest[parent_id].parent_id
+            elif parent_id in under_deleted:
+                parent_id = under_deleted[parent_id].parent_id
+            else:
+                return False  # reached an unchanged folder outside every deleted subtree
+        return False
+
+    for child in under_deleted.values():
+        if child.id not in latest and child.id not in rows and still_under_deleted(child):
+            rows[child.id] = dataclasses.replace(child, deleted=True)
+            deletions += 1
     # Descendants of moved/renamed folders: new path from the (new) parent's path, parents first.
     pending = {c.id: c for folder in moved_folders for c in descendants(folder)
                if c.id not in latest and not rows.get(c.id, c).deleted}

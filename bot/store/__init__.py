@@ -90,6 +90,18 @@ class Store:
             config.attributes["connection"] = conn
             command.upgrade(config, revision)
 
+    @staticmethod
+    def head_revision() -> str:
+        """The newest shipped migration (the chain must have exactly one head)."""
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        heads = ScriptDirectory.from_config(config).get_heads()
+        if len(heads) != 1:
+            raise RuntimeError(f"store migrations must form one chain; heads: {sorted(heads)}")
+        return str(heads[0])
+
     def revision(self) -> str | None:
         """The schema revision the database is at (Alembic's ``alembic_version``)."""
         with self.engine.connect() as conn:

@@ -97,6 +97,18 @@ def test_deleting_a_folder_marks_its_descendants_deleted_and_counts_them() -> No
     assert result.deletions == 4
 
 
+def test_a_folder_moved_out_of_a_folder_deleted_in_the_same_batch_keeps_its_contents() -> None:
+    # Found by tests/test_sync_property.py: "b" moved from "/A" to "/X", then "/A" deleted; "f"
+    # (in "b", not in the batch) still has the stale stored path "/A/B/f.txt" but is alive.
+    batch = [delta("b", "x", "B", folder=True), delta("a", "root", "", folder=True, deleted=True)]
+    result = reconcile(D, TREE, batch, descendants=descendants_of(TREE))
+    assert kinds(result) == [("a", "deleted", "/A", None), ("b", "moved", "/X/B", "/A/B")]
+    rows = {r.id: r for r in result.rows}
+    assert {i for i, r in rows.items() if r.deleted} == {"a", "g"}
+    assert rows["f"].path == "/X/B/f.txt" and not rows["f"].deleted
+    assert result.deletions == 2
+
+
 def test_a_full_listing_reports_only_real_differences() -> None:
     listing = [delta("root", None, "root"), delta("a", "root", "A", folder=True),
                delta("b", "a", "B", folder=True), delta("f", "b", "f.txt"), delta("g", "a", "g.txt", ctag="c9")]
@@ -182,7 +194,7 @@ async def test_a_few_deletions_pass_the_guard(tmp_path: Path) -> None:
 def test_store_migrates_to_head_records_audit_and_refuses_a_moved_cursor(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/deep/store.db"
     with Store.open(url) as store:
-        assert store.revision() == "0001"
+        assert store.revision() == Store.head_revision()
         store.record_audit([AuditEntry("grant", "/A", utc_now(), "c1", before=None, after={"role": "read"},
                                        rule="wg members read")])
         _baseline(store, 1)
