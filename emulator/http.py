@@ -195,13 +195,23 @@ def parse_query(query_string: str) -> dict[str, str]:
     return dict(parse_qsl(query_string, keep_blank_values=True))
 
 
-def odata_args(text: str) -> dict[str, str]:
-    """Parse OData v3 method arguments ``a=1,b='x'`` (or a lone positional value under ``""``).
+@dataclasses.dataclass(frozen=True)
+class ODataArg:
+    """One OData v3 method argument: ``name`` lower-cased (None when positional); ``quoted`` for a
+    string or ``guid'…'`` literal (so ``@alias`` is only an alias when it is not quoted)."""
 
-    Strings are single-quoted with ``''`` for a quote; names are lower-cased because
-    SharePoint matches them case-insensitively.
+    name: str | None
+    value: str
+    quoted: bool
+
+
+def parse_odata_args(text: str) -> list[ODataArg]:
+    """OData v3 method arguments: ``a=1,b='x'`` or positional ``'x',true``; ``''`` escapes a quote.
+
+    Names are lower-cased because SharePoint (and Graph's function parameters) match them
+    case-insensitively; ``guid'…'`` literals yield the bare GUID.
     """
-    args: dict[str, str] = {}
+    out: list[ODataArg] = []
     i, n = 0, len(text)
     while i < n:
         while i < n and text[i] in " ,":
@@ -209,13 +219,13 @@ def odata_args(text: str) -> dict[str, str]:
         if i >= n:
             break
         m = re.match(r"(@?[A-Za-z_][\w.]*)\s*=\s*", text[i:])
-        name = ""
+        name: str | None = None
         if m:
             name = m.group(1).lower()
             i += m.end()
         if i < n and text[i] == "'":
             i += 1
-            buf = []
+            buf: list[str] = []
             while i < n:
                 if text[i] == "'" and i + 1 < n and text[i + 1] == "'":
                     buf.append("'")
@@ -226,15 +236,21 @@ def odata_args(text: str) -> dict[str, str]:
                 else:
                     buf.append(text[i])
                     i += 1
-            value = "".join(buf)
+            out.append(ODataArg(name, "".join(buf), True))
         else:
             j = i
             while j < n and text[j] != ",":
                 j += 1
-            value = text[i:j].strip()
+            raw = text[i:j].strip()
             i = j
-        args[name] = value
-    return args
+            g = re.fullmatch(r"guid'(.*)'", raw, re.IGNORECASE)
+            out.append(ODataArg(name, g.group(1) if g else raw, bool(g)))
+    return out
+
+
+def odata_args(text: str) -> dict[str, str]:
+    """``parse_odata_args`` as a name → value mapping (a lone positional value under ``""``)."""
+    return {arg.name or "": arg.value for arg in parse_odata_args(text)}
 
 
 def url(base: str, path: str) -> str:

@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from emulator.app import require_site
-from emulator.http import Ctx, HttpError, Req, Resp, Router
+from emulator.http import Ctx, HttpError, Req, Resp, Router, parse_odata_args
 from emulator.state import (
     SYSTEM_ACCOUNT_ID,
     Item,
@@ -188,52 +188,6 @@ def split_path(rest: str) -> list[Seg]:
     return segs
 
 
-@dataclasses.dataclass(frozen=True)
-class Arg:
-    name: str | None  # lower-cased, None for positional
-    value: str
-    quoted: bool
-
-
-def parse_args(text: str) -> list[Arg]:
-    """OData v3 method arguments: ``a=1,b='x'`` or positional ``'x',true``; ``''`` escapes a quote."""
-    out: list[Arg] = []
-    i, n = 0, len(text)
-    while i < n:
-        while i < n and text[i] in " ,":
-            i += 1
-        if i >= n:
-            break
-        m = re.match(r"(@?[A-Za-z_][\w.]*)\s*=\s*", text[i:])
-        name: str | None = None
-        if m:
-            name = m.group(1).lower()
-            i += m.end()
-        if i < n and text[i] == "'":
-            i += 1
-            buf: list[str] = []
-            while i < n:
-                if text[i] == "'" and i + 1 < n and text[i + 1] == "'":
-                    buf.append("'")
-                    i += 2
-                elif text[i] == "'":
-                    i += 1
-                    break
-                else:
-                    buf.append(text[i])
-                    i += 1
-            out.append(Arg(name, "".join(buf), True))
-        else:
-            j = i
-            while j < n and text[j] != ",":
-                j += 1
-            raw = text[i:j].strip()
-            i = j
-            g = re.fullmatch(r"guid'(.*)'", raw, re.IGNORECASE)
-            out.append(Arg(name, g.group(1) if g else raw, bool(g)))
-    return out
-
-
 def _literal(text: str) -> str:
     text = text.strip()
     if len(text) >= 2 and text[0] == "'" and text[-1] == "'":
@@ -248,7 +202,7 @@ class Params:
     def __init__(self, seg: Seg | None, req: Req, body: dict[str, Any]) -> None:
         self.positional: list[Any] = []
         self.named: dict[str, Any] = {}
-        for arg in parse_args(seg.args) if seg and seg.args else []:
+        for arg in parse_odata_args(seg.args) if seg and seg.args else []:
             value: Any = arg.value
             if not arg.quoted and arg.value.startswith("@"):
                 alias = next((v for k, v in req.query.items() if k.lower() == arg.value.lower()), None)
@@ -834,7 +788,7 @@ class Lists(Collection):
         )
 
     def keyed(self, args: str) -> Result:
-        parsed = parse_args(args)
+        parsed = parse_odata_args(args)
         return self.by_key(parsed[0].value, by_title=False) if parsed else NotImplemented
 
     def call(self, seg: Seg) -> Result:
@@ -968,7 +922,7 @@ class Fields(Collection):
         return str(f.get("Id") or _guid_from(f"field:{self.lst.id}:{f['InternalName']}")).lower()
 
     def keyed(self, args: str) -> Result:
-        parsed = parse_args(args)
+        parsed = parse_odata_args(args)
         return self.find(parsed[0].value, by_id=True) if parsed else NotImplemented
 
     def call(self, seg: Seg) -> Result:
@@ -1154,7 +1108,7 @@ class ListItems(Collection):
         raise sp_error(404, ITEM_MISSING, "Item does not exist. It may have been deleted by another user.")
 
     def keyed(self, args: str) -> Result:
-        parsed = parse_args(args)
+        parsed = parse_odata_args(args)
         return self.by_id(as_int(parsed[0].value, "id")) if parsed else NotImplemented
 
     def call(self, seg: Seg) -> Result:
@@ -1715,7 +1669,7 @@ class Versions(Collection):
         raise sp_error(404, ARGUMENT, "Version does not exist. It may have been deleted by another user.")
 
     def keyed(self, args: str) -> Result:
-        parsed = parse_args(args)
+        parsed = parse_odata_args(args)
         return self.by_id(as_int(parsed[0].value, "id")) if parsed else NotImplemented
 
     def call(self, seg: Seg) -> Result:
@@ -1907,7 +1861,7 @@ class PrincipalCollection(Collection):
         return self.node(found)
 
     def keyed(self, args: str) -> Result:
-        parsed = parse_args(args)
+        parsed = parse_odata_args(args)
         return self.by_id(as_int(parsed[0].value, "id")) if parsed else NotImplemented
 
     def victim(self, seg: Seg, params: Params) -> Principal | None:
@@ -2091,7 +2045,7 @@ class RoleDefinitions(Collection):
         return RoleDefinitionNode(self.sp, rd)
 
     def keyed(self, args: str) -> Result:
-        parsed = parse_args(args)
+        parsed = parse_odata_args(args)
         return self.lookup(id=as_int(parsed[0].value, "id")) if parsed else NotImplemented
 
     def call(self, seg: Seg) -> Result:
@@ -2161,7 +2115,7 @@ class RoleAssignments(Collection):
         return RoleAssignmentNode(self.sp, self.owner, pid, roles)
 
     def keyed(self, args: str) -> Result:
-        parsed = parse_args(args)
+        parsed = parse_odata_args(args)
         return self.by_principal(as_int(parsed[0].value, "principalId")) if parsed else NotImplemented
 
     def call(self, seg: Seg) -> Result:
