@@ -1,5 +1,8 @@
 """Access reports: per governed folder, desired and actual grants with drift; who can reach a path and why.
 
+Undeclared items (subfolders and files directly inside governed folders) with their own
+permissions appear in the report as extra rows (``declared: false``), always as drift.
+
 Where it sits: read-only views for ``cartif-bot access report`` and ``cartif-bot access who``,
 built from the same desired and actual state the planner compares. Pure.
 """
@@ -10,6 +13,7 @@ import dataclasses
 from typing import Any
 
 from bot.model import ActualState, DesiredState, FolderSpec
+from bot.planning import undeclared_drift
 
 __all__ = ["FolderAccess", "WhoEntry", "report", "who"]
 
@@ -26,6 +30,8 @@ class FolderAccess:
     missing: tuple[tuple[str, str], ...]
     extra: tuple[tuple[str, str], ...]
     links: tuple[str, ...]
+    #: False for an undeclared item inside a governed folder, listed because it has its own permissions
+    declared: bool = True
 
     @property
     def drift(self) -> bool:
@@ -39,7 +45,7 @@ class FolderAccess:
         return {"path": self.path, "desired_unique": self.desired_unique, "actual_unique": self.actual_unique,
                 "exists": self.actual_unique is not None, "desired": grants(self.desired),
                 "actual": grants(self.actual), "missing": grants(self.missing), "extra": grants(self.extra),
-                "sharing_links": list(self.links), "drift": self.drift}
+                "sharing_links": list(self.links), "declared": self.declared, "drift": self.drift}
 
 
 def _effective_desired(desired: DesiredState, spec: FolderSpec) -> FolderSpec:
@@ -67,6 +73,11 @@ def report(desired: DesiredState, actual: ActualState) -> list[FolderAccess]:
             tuple(sorted(have)), tuple(sorted(want - have)) if compare or seen is None else (),
             tuple(sorted(have - want)) if compare else (),
             tuple(sorted(link.group_login for link in seen.links)) if seen is not None else ()))
+    # Undeclared items inside governed folders should inherit: their own grants and links are drift.
+    for path, item in sorted(undeclared_drift(actual).items()):
+        have = {g for g in item.grants if g[0] not in ignored}
+        rows.append(FolderAccess(path, False, True, (), tuple(sorted(have)), (), tuple(sorted(have)),
+                                 tuple(sorted(link.group_login for link in item.links)), declared=False))
     return rows
 
 

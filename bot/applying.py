@@ -26,6 +26,7 @@ from bot.planning import (
     BreakInheritance,
     CreateFolder,
     CreateGroup,
+    DeleteGroup,
     Grant,
     GuardPolicy,
     Plan,
@@ -35,6 +36,7 @@ from bot.planning import (
     Revoke,
     check_guard,
     plan,
+    undeclared_drift,
 )
 from bot.ports import AuditEntry, AuditLog, PermissionReader, PermissionWriter
 
@@ -80,6 +82,8 @@ def _run(action: Action, writer: PermissionWriter) -> None:
     match action:
         case CreateGroup(group=g, description=d):
             writer.create_group(g, d)
+        case DeleteGroup(group=g):
+            writer.delete_group(g)
         case AddMember(group=g, person=p):
             writer.add_member(g, p)
         case RemoveMember(group=g, login=login):
@@ -129,6 +133,10 @@ def reconcile(desired: DesiredState, reader: PermissionReader, writer: Permissio
     cycle = cycle_id or uuid.uuid4().hex[:12]
     actual = observe(desired, reader)
     the_plan = plan(desired, actual)
+    drift = undeclared_drift(actual)
+    if drift and desired.undeclared == "report":
+        log.warning("permissions: %d undeclared item(s) inside governed folders have their own permissions "
+                    "(reported only, folders.undeclared: report): %s", len(drift), ", ".join(sorted(drift)))
     check_guard(the_plan, desired, actual, policy, force=force)
     if dry_run or not the_plan:
         return CycleResult(cycle, the_plan, (), the_plan, actual, time.monotonic() - started, dry_run)

@@ -7,11 +7,17 @@ Commands (each one's help ends with an example)::
     cartif-bot demo                        a scripted walk through the bot against a local tenant
     cartif-bot sync [--json]               one delta sync cycle of the library: what changed
     cartif-bot watch [--poll-only]         sync on change notifications, with a safety-net poll
+    cartif-bot run                         the service: scheduled cycles, /api/sync, health, metrics, HA
+    cartif-bot sync --remote URL           trigger a running service's cycle and follow it
     cartif-bot changes --since WHEN        the change log since a time
     cartif-bot plan [--json]               folder-permission changes apply would make
     cartif-bot apply [--dry-run] [--force] make folder permissions and groups match the structure
     cartif-bot access report|who PATH      desired vs actual grants; who reaches a folder and why
     cartif-bot audit [--since WHEN]        the audit trail of applied permission changes
+    cartif-bot notices send|list|retry     Teams notices: drain the outbox, list, re-queue parked
+    cartif-bot circulate PATH --series …   circulate a text: symbol, pinned version, archive, register
+    cartif-bot register list|show|diff     the register of circulated texts
+    cartif-bot derestrict SYMBOL --by …    record a derestriction
 
 Errors the operator can fix (settings, authentication, unreachable services, the bot's own
 ``UserError``) are printed as one line by ``handle_cli_error`` and exit with status 1; anything
@@ -93,11 +99,17 @@ def sync(args: argparse.Namespace) -> int:
     are recorded but not reported. A run that would delete more than CARTIF_SYNC__MAX_DELETION_SHARE
     of the tracked items stops without recording anything unless --confirm-deletions is given.
 
+    With --remote URL it runs nothing here: it asks a running `cartif-bot run` service to start a
+    cycle (POST URL/api/sync with --token, or CARTIF_SERVICE__API_TOKEN) and follows it to the end.
+
     Example:
       CARTIF_TENANT_FILE=.data/tenant/tenant.json cartif-bot sync --json
+      cartif-bot sync --remote https://cartif-bot.example.org --token "$TOKEN"
     """
     import asyncio
 
+    if args.remote:
+        return _sync_remote(args)
     syncing = importlib.import_module("bot.syncing")
     settings = Settings.load(env_file=args.env_file)
     progress = _progress_line if sys.stderr.isatty() and not args.json else None
@@ -122,6 +134,61 @@ def sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync_remote(args: argparse.Namespace) -> int:
+    from bot.errors import UserError
+    from bot.service.remote import trigger_remote
+
+    token = args.token
+    if not token:
+        try:
+            api_token = Settings.load(env_file=args.env_file).service.api_token
+        except SettingsError:
+            api_token = None
+        if api_token is None:
+            raise UserError("--token: required with --remote (or set CARTIF_SERVICE__API_TOKEN)")
+        token = api_token.get_secret_value()
+
+    def progress(run: dict[str, Any]) -> None:
+        if not args.json:
+            step = f", step {run['current_step']}" if run.get("current_step") else ""
+            print(f"run {run['id']}: {run['status']}{step}", flush=True)
+
+    run = trigger_remote(args.remote, token, verify=str(args.ca) if args.ca else True, on_progress=progress)
+    if args.json:
+        json.dump(run, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for step in run["steps"]:
+            counts = ", ".join(f"{k}={v}" for k, v in step["counts"].items())
+            print(f"  {step['name']:<12} {step['status']:<10} {counts}" + (f"  {step['error']}" if step["error"]
+                                                                         else ""))
+    return 0 if run["status"] == "succeeded" else 1
+
+
+def run_service(args: argparse.Namespace) -> int:
+    """Run the bot as a service: scheduled cycles, manual triggers, notifications, health and metrics.
+
+    Each cycle runs sync then permissions (then circulation pick-up and notices) — one cycle at a
+    time; a trigger during a cycle queues exactly one follow-up. The HTTP server
+    (CARTIF_SERVICE__HOST/PORT) serves POST /api/sync, GET /api/runs/ID, GET /api/status, /healthz,
+    /readyz, /metrics and, with CARTIF_NOTIFICATIONS__URL, Graph change notifications. With a
+    PostgreSQL store several replicas may run; only the advisory-lock holder runs cycles. SIGTERM
+    finishes the step in flight and exits 0.
+
+    Example:
+      CARTIF_SCHEDULE__CRON="*/10 7-19 * * 1-5" CARTIF_SERVICE__PORT=8080 cartif-bot run
+    """
+    import asyncio
+
+    from bot.service.serving import run_service as serve
+
+    settings = Settings.load(env_file=args.env_file)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if overrides:
+        settings = settings.model_copy(update={"service": settings.service.model_copy(update=overrides)})
+    return asyncio.run(serve(settings))
+
+
 def watch(args: argparse.Namespace) -> int:
     """Keep watching the library: one delta cycle per burst of change notifications, plus a poll.
 
@@ -130,12 +197,14 @@ def watch(args: argparse.Namespace) -> int:
     on the library root alive (renewed well before expiry, re-created if it vanished), and runs
     ONE incremental sync per burst of notifications. A safety-net poll runs every
     CARTIF_NOTIFICATIONS__POLL_SECONDS (default 15 minutes); without a URL, or with --poll-only,
-    polling is all it does. Each cycle prints one line. Stops on Ctrl-C.
+    polling is all it does. Each cycle prints one line. Stops on Ctrl-C or SIGTERM, deleting its
+    subscription on the way out.
 
     Example:
       CARTIF_NOTIFICATIONS__URL=https://bot.example.org/notifications cartif-bot watch --port 8080
     """
     import asyncio
+    import signal
     from urllib.parse import urlsplit
 
     from bot.notifications import SyncRequests
@@ -161,6 +230,11 @@ def watch(args: argparse.Namespace) -> int:
                   flush=True)
 
     async def run() -> None:
+        # SIGTERM (docker stop, systemd) stops as cleanly as Ctrl-C: the task is cancelled, and the
+        # watch loop deletes its subscription on the way out.
+        task = asyncio.current_task()
+        if task is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         requests = SyncRequests()
         with Store.open(settings.store.url) as store:
             if poll_only:
@@ -176,7 +250,10 @@ def watch(args: argparse.Namespace) -> int:
                       f"safety-net poll every {settings.notifications.poll_seconds} s", flush=True)
                 await watching.watch(settings, store, requests=requests, on_cycle=report)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("watch: stopped", flush=True)
     return 0
 
 
@@ -398,6 +475,238 @@ def _text_value(value: Any) -> str:
     return str(value)
 
 
+# ---------------------------------------------------------------------------------------------- notices
+def notices_send(args: argparse.Namespace) -> int:
+    """Drain the notices outbox once: route new changes, post due cards to Teams, back off failures.
+
+    Changes wait CARTIF_TEAMS__DEBOUNCE_SECONDS (default 2 minutes) so that a burst becomes one
+    card per channel; circulated texts go at once. Prints one line with what was done.
+
+    Example:
+      CARTIF_TENANT_FILE=.data/tenant/tenant.json cartif-bot notices send
+    """
+    import asyncio
+
+    from bot.notices import drain_once
+    from bot.store import Store
+    from config.structure import load_structure
+
+    settings = Settings.load(env_file=args.env_file)
+    structure = load_structure(args.structure or settings.permissions.structure_path)
+    with Store.open(settings.store.url) as store:
+        report = asyncio.run(drain_once(settings, store, structure=structure))
+    if args.json:
+        json.dump({"routed": report.routed, "notices": report.notices, "cards": report.cards, "sent": report.sent,
+                   "deferred": report.deferred, "retrying": report.retrying, "parked": report.parked,
+                   "recovered": report.recovered,
+                   "next_due": report.next_due.isoformat() if report.next_due else None,
+                   "errors": report.errors}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(f"notices: {report.routed} change(s) routed into {report.notices} notice(s); {report.cards} card(s) "
+          f"posted for {report.sent} notice(s); {report.deferred} waiting, {report.retrying} to retry, "
+          f"{report.parked} parked" + (f"; next due {report.next_due:%H:%M:%S} UTC" if report.next_due else ""))
+    for error in report.errors:
+        print(f"  {error}")
+    return 0
+
+
+def notices_list(args: argparse.Namespace) -> int:
+    """List Teams notices in the outbox: channel, status, attempts, last error; --failed: parked ones.
+
+    Example:
+      cartif-bot notices list --failed --json
+    """
+    from bot.notices import list_notices
+    from bot.store import Store
+
+    settings = Settings.load(env_file=args.env_file)
+    with Store.open(settings.store.url) as store:
+        rows = list_notices(store, failed_only=args.failed)
+    if args.json:
+        json.dump([{"id": r.id, "channel": r.channel.removeprefix("teams:"), "key": r.idempotency_key,
+                    "status": r.status, "attempts": r.attempts, "created_at": r.created_at,
+                    "next_attempt_at": r.next_attempt_at, "last_error": r.last_error, "payload": r.payload}
+                   for r in rows], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for r in rows:
+        what = r.payload.get("notice", {}).get("path") or r.payload.get("event", {}).get("symbol", "")
+        print(f"{r.id:>6}  {r.status:<8} {r.attempts:>2}x  {r.channel.removeprefix('teams:'):<20} {what}"
+              + (f"  — {r.last_error}" if r.last_error else ""))
+    if not rows:
+        print("no failed notices" if args.failed else "no notices")
+    return 0
+
+
+def notices_retry(args: argparse.Namespace) -> int:
+    """Queue parked (failed) notices again, by id, or all of them; the next drain sends them.
+
+    Example:
+      cartif-bot notices retry 12 13
+    """
+    from bot.notices import retry_notices
+    from bot.store import Store
+
+    settings = Settings.load(env_file=args.env_file)
+    with Store.open(settings.store.url) as store:
+        count = retry_notices(store, args.ids)
+    print(f"notices: {count} notice(s) queued again")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- circulation
+def circulate_command(args: argparse.Namespace) -> int:
+    """Circulate a text: give it a symbol, pin its version, archive a read-only copy, register it.
+
+    PATH is the library-relative path of a file already on the site (.docx, .pdf or .txt). The
+    bot assigns the next symbol of the series (CARTIF/<series>/W/<n>, or …/Rev.k, /Add.k, /Corr.k
+    of the text given with --revises, --addendum-to or --corrigendum-to), pins the exact version,
+    writes an archive copy named by symbol (Read for whoever can read the source, edits for the
+    bot only), a redline beside it when revising, the Symbol/Revision/CirculatedOn/Status columns,
+    an item in the "Document register" list, and a register entry with its notice event. The same
+    content circulated twice in a series gives the existing entry. With --pickup it circulates
+    every new file in the series' "To circulate" folders instead. Bad input changes nothing.
+
+    Example:
+      cartif-bot circulate "Working groups/WG-TF/Zero draft.docx" --series WG-TF --title "Zero draft"
+      cartif-bot circulate "Working groups/WG-TF/Rev1.docx" --series WG-TF --title "Zero draft, Rev.1" \\
+          --revises CARTIF/WG-TF/W/1
+      cartif-bot circulate --pickup
+    """
+    from bot.circulation import CirculationRequest, circulate, pickup
+    from bot.errors import UserError
+    from bot.events import CirculationKind
+
+    registering = importlib.import_module("bot.registering")
+    flags: tuple[tuple[CirculationKind, str | None], ...] = (
+        ("revision", args.revises), ("addendum", args.addendum_to), ("corrigendum", args.corrigendum_to))
+    kinds = [(k, v) for k, v in flags if v]
+    if args.pickup:
+        if args.path or args.series or args.title or kinds:
+            raise UserError("--pickup takes no PATH, --series, --title or --revises: it reads the drop folders")
+    elif not (args.path and args.series and args.title):
+        raise UserError("circulate needs PATH, --series and --title (or --pickup)")
+    settings = Settings.load(env_file=args.env_file)
+    with registering.open_circulation(settings, args.structure) as c:
+        if args.pickup:
+            outcomes = pickup(structure=c.structure, site=c.site, store=c.store)
+            rows = [{"path": o.path, "series": o.series, "error": o.error,
+                     "symbol": o.result.entry.symbol if o.result else None,
+                     "created": o.result.created if o.result else False} for o in outcomes]
+            if args.json:
+                json.dump(rows, sys.stdout, indent=2)
+                sys.stdout.write("\n")
+            for row in [] if args.json else rows:
+                state = f"error: {row['error']}" if row["error"] else (
+                    "circulated" if row["created"] else "already circulated") + f" as {row['symbol']}"
+                print(f"{row['path']}: {state}")
+            if not rows and not args.json:
+                print("nothing to circulate in the \"To circulate\" folders")
+            return 1 if any(r["error"] for r in rows) else 0
+        kind: CirculationKind = kinds[0][0] if kinds else "original"
+        request = CirculationRequest(args.path, args.series, args.title, kind, kinds[0][1] if kinds else None,
+                                     by=args.by)
+        result = circulate(request, structure=c.structure, site=c.site, store=c.store)
+    if args.json:
+        json.dump({"created": result.created, **result.entry.to_json()}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    verb = "circulated" if result.created else "already circulated (same content)"
+    print(f"{verb}: {result.entry.symbol}  {result.entry.title}\n  archive {result.entry.archive_url}"
+          + (f"\n  redline {result.entry.redline_url}" if result.entry.redline_url else ""))
+    return 0
+
+
+def register_list(args: argparse.Namespace) -> int:
+    """List the register of circulated texts: symbol, kind, title, date, brackets, clean articles.
+
+    Example:
+      cartif-bot register list --series WG-TF --xlsx register.xlsx
+    """
+    from bot.store import Store
+    from bot.store import register as reg
+
+    registering = importlib.import_module("bot.registering")
+    settings = Settings.load(env_file=args.env_file)
+    with Store.open(settings.store.url) as store:
+        rows = registering.list_rows(reg.entries(store, series=args.series))
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    elif args.csv:
+        sys.stdout.write(registering.list_csv(rows))
+    elif args.xlsx:
+        registering.write_xlsx(rows, args.xlsx)
+        print(f"{len(rows)} text(s) written to {args.xlsx}")
+    else:
+        sys.stdout.write(registering.format_list(rows))
+    return 0
+
+
+def register_show(args: argparse.Namespace) -> int:
+    """Show one circulated text: metadata, pinned version, archive link, brackets per article, changes.
+
+    Example:
+      cartif-bot register show CARTIF/WG-TF/W/1/Rev.1
+    """
+    from bot.store import Store
+
+    registering = importlib.import_module("bot.registering")
+    settings = Settings.load(env_file=args.env_file)
+    with Store.open(settings.store.url) as store:
+        data = registering.show(store, args.symbol)
+    if args.json:
+        json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(registering.format_show(data))
+    return 0
+
+
+def register_diff(args: argparse.Namespace) -> int:
+    """Compare two circulated texts: articles added, removed and changed, and bracket deltas.
+
+    Example:
+      cartif-bot register diff CARTIF/WG-TF/W/1 CARTIF/WG-TF/W/1/Rev.2 --html redline.html
+    """
+    from bot.errors import UserError
+    from bot.store import Store
+
+    registering = importlib.import_module("bot.registering")
+    settings = Settings.load(env_file=args.env_file)
+    with Store.open(settings.store.url) as store:
+        data, html = registering.diff(store, args.symbol_a, args.symbol_b)
+    if args.html:
+        try:
+            args.html.write_text(html, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"--html: cannot write {args.html} ({exc.strerror or exc})") from None
+    if args.json:
+        json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(registering.format_diff(data))
+    return 0
+
+
+def derestrict_command(args: argparse.Namespace) -> int:
+    """Record that a circulated text is derestricted (texts are restricted to participants by default).
+
+    The register entry keeps who derestricted it and when; the "Document register" list shows
+    Status "Derestricted". File permissions are not widened: publishing is a separate act.
+
+    Example:
+      cartif-bot derestrict CARTIF/WG-TF/W/1 --by "Heads of Delegation, 12 May decision"
+    """
+    registering = importlib.import_module("bot.registering")
+    settings = Settings.load(env_file=args.env_file)
+    with registering.open_circulation(settings, args.structure) as c:
+        entry = registering.derestrict(c.store, c.site, args.symbol, by=args.by)
+    print(f"{entry.symbol}: derestricted {entry.derestricted_at} ({entry.derestricted_by})")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
@@ -454,6 +763,16 @@ def build_parser() -> argparse.ArgumentParser:
                              help="print JSON: the cycle and every change with id, path, kind, classification")
     sync_parser.add_argument("--confirm-deletions", action="store_true",
                              help="record a mass deletion the guard would stop (CARTIF_SYNC__MAX_DELETION_SHARE)")
+    sync_parser.add_argument("--remote", metavar="URL", default=None,
+                             help="trigger a running `cartif-bot run` service at URL and follow the run")
+    sync_parser.add_argument("--token", default=None,
+                             help="with --remote: the bearer token (API token or Entra ID access token); default: "
+                                  "CARTIF_SERVICE__API_TOKEN")
+    sync_parser.add_argument("--ca", type=Path, default=None, help="with --remote: a CA bundle to trust for URL")
+    run_parser = _add_command(commands, "run", run_service, "run as a service: schedule, API, health, metrics")
+    run_parser.add_argument("--host", default=None, help="address to bind (default: CARTIF_SERVICE__HOST)")
+    run_parser.add_argument("--port", type=int, default=None, help="port to bind, 0 for a free one "
+                                                                   "(default: CARTIF_SERVICE__PORT)")
     watch_parser = _add_command(commands, "watch", watch, "sync on change notifications and a safety-net poll")
     watch_parser.add_argument("--poll-only", action="store_true",
                               help="no subscription or receiver: poll every CARTIF_NOTIFICATIONS__POLL_SECONDS")
@@ -468,7 +787,7 @@ def build_parser() -> argparse.ArgumentParser:
     changes_parser.add_argument("--include-self", action="store_true", help="also list the bot's own writes")
     changes_parser.add_argument("--limit", type=int, default=None, help="at most this many changes")
 
-    structure_help = "the structure YAML (default: the shipped config/cartif.yaml)"
+    structure_help = "the structure YAML (default: CARTIF_PERMISSIONS__STRUCTURE_PATH, the shipped config/cartif.yaml)"
     plan_parser = _add_command(commands, "plan", permissions_plan, "show the permission changes apply would make")
     plan_parser.add_argument("--structure", type=Path, default=None, help=structure_help)
     plan_parser.add_argument("--json", action="store_true", help="print the actions as a JSON array")
@@ -494,6 +813,58 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser.add_argument("--since", metavar="WHEN", default=None, help="ISO-8601 date/time or 30m, 12h, 7d")
     audit_parser.add_argument("--limit", type=int, default=None, help="at most this many entries")
     audit_parser.add_argument("--json", action="store_true", help="print JSON")
+
+    notices = commands.add_parser("notices", help="Teams notices in the outbox", formatter_class=_Formatter,
+                                  description="Teams notices: send, list, retry.",
+                                  epilog="Example:\n  cartif-bot notices list --failed")
+    notices_commands = notices.add_subparsers(dest="notices_command", metavar="COMMAND", required=True)
+    send_parser = _add_command(notices_commands, "send", notices_send, "route and post due notices once")
+    send_parser.add_argument("--structure", type=Path, default=None, help=structure_help)
+    send_parser.add_argument("--json", action="store_true", help="print the drain report as JSON")
+    list_parser = _add_command(notices_commands, "list", notices_list, "list notices and their delivery state")
+    list_parser.add_argument("--failed", action="store_true", help="only parked notices")
+    list_parser.add_argument("--json", action="store_true", help="print JSON")
+    retry_parser = _add_command(notices_commands, "retry", notices_retry, "queue parked notices again")
+    retry_parser.add_argument("ids", nargs="*", type=int, metavar="ID", help="notice ids (default: all parked)")
+
+    circulate_parser = _add_command(commands, "circulate", circulate_command,
+                                    "circulate a text under a symbol, archived and registered")
+    circulate_parser.add_argument("path", metavar="PATH", nargs="?", help="library-relative path of the file")
+    circulate_parser.add_argument("--series", help="series code: a working group (WG-TF), PLEN, INF, …")
+    circulate_parser.add_argument("--title", help="the text's title in the register")
+    circulate_kind = circulate_parser.add_mutually_exclusive_group()
+    circulate_kind.add_argument("--revises", metavar="SYMBOL", help="a revision of this circulated text (/Rev.k)")
+    circulate_kind.add_argument("--addendum-to", metavar="SYMBOL", help="an addendum to this text (/Add.k)")
+    circulate_kind.add_argument("--corrigendum-to", metavar="SYMBOL", help="a corrigendum to this text (/Corr.k)")
+    circulate_parser.add_argument("--by", default="cartif-bot",
+                                  help="who circulates, as the register and the notice show it (default: cartif-bot)")
+    circulate_parser.add_argument("--pickup", action="store_true",
+                                  help="circulate the new files of every series' \"To circulate\" folder")
+    circulate_parser.add_argument("--structure", type=Path, default=None, help=structure_help)
+    circulate_parser.add_argument("--json", action="store_true", help="print the register entry as JSON")
+    register = commands.add_parser("register", help="the register of circulated texts", formatter_class=_Formatter,
+                                   description="The register of circulated texts.",
+                                   epilog="Example:\n  cartif-bot register list")
+    register_commands = register.add_subparsers(dest="register_command", metavar="COMMAND", required=True)
+    rlist = _add_command(register_commands, "list", register_list, "list the circulated texts")
+    rlist.add_argument("--series", default=None, help="only this series")
+    rlist_format = rlist.add_mutually_exclusive_group()
+    rlist_format.add_argument("--json", action="store_true", help="print JSON")
+    rlist_format.add_argument("--csv", action="store_true", help="print CSV")
+    rlist_format.add_argument("--xlsx", type=Path, metavar="FILE", help="write an Excel workbook")
+    rshow = _add_command(register_commands, "show", register_show, "show one circulated text")
+    rshow.add_argument("symbol", metavar="SYMBOL", help="e.g. CARTIF/WG-TF/W/1/Rev.1")
+    rshow.add_argument("--json", action="store_true", help="print JSON")
+    rdiff = _add_command(register_commands, "diff", register_diff, "compare two circulated texts")
+    rdiff.add_argument("symbol_a", metavar="SYMBOL_A", help="the older text")
+    rdiff.add_argument("symbol_b", metavar="SYMBOL_B", help="the newer text")
+    rdiff.add_argument("--html", type=Path, metavar="FILE", help="write the HTML redline to FILE")
+    rdiff.add_argument("--json", action="store_true", help="print JSON")
+    derestrict_parser = _add_command(commands, "derestrict", derestrict_command,
+                                     "record that a circulated text is derestricted")
+    derestrict_parser.add_argument("symbol", metavar="SYMBOL", help="the circulated text")
+    derestrict_parser.add_argument("--by", required=True, help="who decided (a person or a decision)")
+    derestrict_parser.add_argument("--structure", type=Path, default=None, help=structure_help)
 
     demo_parser = _add_command(commands, "demo", demo, "run the scripted demonstration")
     demo_parser.add_argument("--keep", action="store_true", help="leave the local tenant running until Ctrl-C")

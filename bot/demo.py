@@ -1,113 +1,225 @@
-"""``cartif-bot demo``: the README's first command — a local tenant, seeded, shown working.
+"""``cartif-bot demo``: the README's first command — one scripted day of the negotiation, for real.
 
-It starts the local Microsoft 365 tenant in ``.data/demo`` (fresh each time), seeds the CARTIF
-workspace, and then looks at it exactly as the bot does in production: settings from the
-tenant's connection file, a certificate token from msal, Graph through msgraph-sdk and
-SharePoint REST through office365-rest-python-client. Later issues extend the story (sync,
-permissions, circulation, notices); this part shows the ground they stand on.
+Where it sits: outside the cycle. It starts the local Microsoft 365 tenant in ``.data/demo``
+(fresh each time) seeded with the CARTIF workspace, starts the real service (``cartif-bot run``,
+a child process configured only from the tenant's connection file), and plays a day:
+
+1. the service's start-up cycle builds the declared structure (groups, folders, grants);
+2. delegates upload submissions into their working-group and country folders;
+3. the secretariat drops the Zero Draft into WG-TF's "To circulate" folder, and later circulates
+   Rev.1 with ``cartif-bot circulate --revises`` (a separate process, as an operator would);
+4. someone shares a country's private folder by hand (a sharing link);
+5. the secretariat triggers a manual sync with its own Entra ID token (app role ``Sync.Trigger``);
+6. the demo prints what happened: changes seen, drift corrected, register entries, notices posted
+   per Teams channel, and the URL of the local Teams page that renders the cards.
+
+Every request goes through the production code paths (msal, msgraph-sdk,
+office365-rest-python-client); the "other people" act through Graph as the tenant's admin app.
 """
 
 from __future__ import annotations
 
-import asyncio
+import os
+import secrets
+import subprocess
+import sys
 import time
-from collections import Counter
+from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from kiota_abstractions.base_request_configuration import RequestConfiguration
-
-from config.settings import Settings
-from connectors.auth import Authenticator, Resource
-from connectors.graph import build_graph_client
-from connectors.sharepoint import build_sharepoint_context
+import httpx
 
 DEMO_DIR = Path(".data/demo")
+#: The demo's first cycle builds ~130 folders' permissions (~3,400 SharePoint resource units, see
+#: docs/benchmarks.md). At the production budget of 1,200 RU/minute the retry layer would wait
+#: out Retry-After for about three minutes; the demo's tenant allows more so it tells its story fast.
+DEMO_RU_PER_MINUTE = 20_000
+SERIES = "WG-TF"
+WG_FOLDER = "Working groups/WG-TF"
 
 
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-async def _show_graph(settings: Settings, authenticator: Authenticator) -> dict[str, Any]:
-    graph = build_graph_client(settings, authenticator)
-    endpoints = settings.endpoints
-    site = await graph.sites.by_site_id(str(endpoints.site_id)).get()
-    drive = graph.drives.by_drive_id(str(endpoints.drive_id))
-    root = await drive.root.get()
-    # Graph returns userType only when asked for it, as the real service does.
-    users = await graph.users.get(request_configuration=RequestConfiguration(
-        query_parameters=graph.users.UsersRequestBuilderGetQueryParameters(select=["displayName", "userType"])))
-    groups = await graph.groups.get()
-    assert site is not None and root is not None and users is not None and groups is not None
-    welcome = b"Welcome to the CARTIF negotiation workspace.\n"
-    item = await drive.items.by_drive_item_id("root:/Welcome.txt:").content.put(welcome)
-    await drive.items.by_drive_item_id("root:/Welcome.txt:").content.put(welcome + b"Managed by cartif-bot.\n")
-    versions = await drive.items.by_drive_item_id("root:/Welcome.txt:").versions.get()
-    return {
-        "site": site.display_name, "web_url": site.web_url, "site_id": site.id,
-        "library_items": root.folder.child_count if root.folder else 0,
-        "users": Counter(u.user_type or "Member" for u in users.value or []),
-        "groups": [g.display_name for g in groups.value or []],
-        "uploaded": item.name if item else None,
-        "versions": [v.id for v in (versions.value if versions else None) or []],
-    }
+class _Actor:
+    """Another party on the site (delegates, the secretariat's staff): Graph as the tenant's admin app."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        import msal
+        import requests
+
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = info["ca_path"]
+        self._app = msal.ConfidentialClientApplication(
+            info["admin_client_id"], authority=info["authority"], client_credential=info["admin_client_secret"],
+            instance_discovery=False, http_client=session)
+        self._scope = info["graph_scope"]
+        self.client = httpx.Client(base_url=f"{info['graph_url']}/drives/{info['drive_id']}", trust_env=False,
+                                   verify=info["ca_path"], timeout=60, auth=self._bearer)
+
+    def _bearer(self, request: httpx.Request) -> httpx.Request:
+        result = self._app.acquire_token_for_client(scopes=[self._scope])
+        request.headers["Authorization"] = f"Bearer {result['access_token']}"
+        return request
+
+    def upload(self, path: str, content: bytes) -> dict[str, Any]:
+        response = self.client.put(f"/root:/{quote(path)}:/content", content=content)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def share(self, path: str) -> dict[str, Any]:
+        response = self.client.post(f"/root:/{quote(path)}:/createLink", json={"type": "view", "scope": "organization"})
+        response.raise_for_status()
+        return dict(response.json())
+
+    def close(self) -> None:
+        self.client.close()
 
 
-def _show_sharepoint(settings: Settings, authenticator: Authenticator) -> dict[str, Any]:
-    ctx = build_sharepoint_context(settings, authenticator)
-    web = ctx.web.get()
-    groups = ctx.web.site_groups.get()
-    roles = ctx.web.role_definitions.get()
-    ctx.execute_query()
-    return {"title": web.title, "url": web.url, "groups": [g.title for g in groups],
-            "roles": [f"{r.name} ({r.id})" for r in roles]}
+def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.3)
+    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _step_line(run: dict[str, Any]) -> list[str]:
+    lines = []
+    for step in run["steps"]:
+        counts = ", ".join(f"{k} {v}" for k, v in step["counts"].items() if v)
+        lines.append(f"      {step['name']:<12} {step['status']:<10} {counts}")
+        lines.extend(f"      {'':<12} ! {finding}" for finding in step.get("findings", [])[:3])
+    return lines
+
+
+def _demo_text(name: str) -> bytes:
+    return resources.files("bot").joinpath("demo_data", name).read_bytes()
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot", *args], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
 
 
 def run(*, keep: bool = False, data_dir: Path = DEMO_DIR) -> int:
-    """Start, seed and show the local tenant; with ``keep`` it stays up until Ctrl-C."""
+    """Play the scripted day against a fresh local tenant; with ``keep`` both stay up until Ctrl-C."""
+    from bot.service.showing import ServiceChild, _entra_token  # the service's own demo helpers
     from emulator.process import LocalTenantProcess  # the bot itself never needs the emulator
 
     started = time.monotonic()
-    _say("cartif-bot demo — a local Microsoft 365 tenant with the CARTIF workspace\n")
-    tenant = LocalTenantProcess(data_dir.resolve() / "tenant", seed="cartif")
+    data_dir = data_dir.resolve()
+    _say("cartif-bot demo — one day of the CARTIF negotiation on a local Microsoft 365 tenant\n")
+    tenant = LocalTenantProcess(data_dir / "tenant", seed="cartif", extra=["--ru-per-minute", str(DEMO_RU_PER_MINUTE)])
     info = tenant.start(reset=True)
+    tenant_file = tenant.connection_file
+    workdir = data_dir / "service"
+    if workdir.exists():
+        for old in workdir.iterdir():
+            if old.is_file():
+                old.unlink()
+    workdir.mkdir(parents=True, exist_ok=True)
+    api_token = secrets.token_urlsafe(24)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTIF_")}
+    env.update({"CARTIF_TENANT_FILE": str(tenant_file), "CARTIF_STORE__URL": f"sqlite:///{workdir / 'store.sqlite3'}",
+                "CARTIF_SERVICE__PORT": "0", "CARTIF_SERVICE__API_TOKEN": api_token,
+                "CARTIF_SERVICE__LOG_FORMAT": "json", "CARTIF_SCHEDULE__INTERVAL_SECONDS": "3600",
+                # Cards go out in the cycle that saw the change (production default: a 2-minute digest window).
+                "CARTIF_TEAMS__DEBOUNCE_SECONDS": "0"})
+    service = ServiceChild(env, workdir)
+    actor = _Actor(info)
     try:
-        _say(f"  local tenant   {info['graph_url'].rsplit('/', 1)[0]}  (state in {tenant.data_dir})")
-        _say(f"  connection     {tenant.connection_file}")
-        settings = Settings.load(env_file=None, tenant_file=str(tenant.connection_file))
-        authenticator = Authenticator(settings)
-        for resource in (Resource.GRAPH, Resource.SHAREPOINT):
-            authenticator.token(resource)
-        _say(f"  signed in      app {settings.auth.client_id} with its certificate (Graph and SharePoint tokens)\n")
+        _say(f"  local tenant  {info['graph_url'].rsplit('/', 1)[0]}   connection file {tenant_file}")
+        url = service.start()
+        _say(f"  service       cartif-bot run on {url}   (JSON logs: {service.log_path})\n")
+        api = httpx.Client(base_url=url, trust_env=False, timeout=30, headers={"authorization": f"Bearer {api_token}"})
 
-        graph = asyncio.run(_show_graph(settings, authenticator))
-        _say(f"Graph       site '{graph['site']}'  {graph['web_url']}")
-        _say(f"            library 'Documents': {graph['library_items']} item(s) before the demo;"
-             f" uploaded {graph['uploaded']} twice → versions {', '.join(graph['versions'])}")
-        users = ", ".join(f"{n} {kind.lower()}s" for kind, n in sorted(graph["users"].items()))
-        _say(f"            directory: {users}; groups: {', '.join(graph['groups'])}")
+        _say("08:00  the service starts; its first cycle builds the declared structure")
+        first = _wait(lambda: api.get("/api/status").json()["last_cycles"], 900, "the start-up cycle")[-1]
+        for line in _step_line(api.get(f"/api/runs/{first['id']}").json()):
+            _say(line)
 
-        sp = _show_sharepoint(settings, authenticator)
-        _say(f"SharePoint  web '{sp['title']}'  {sp['url']}")
-        _say(f"            site groups: {', '.join(sp['groups'])}")
-        _say(f"            permission levels: {', '.join(sp['roles'])}")
+        _say("\n09:10  delegates upload their submissions")
+        uploads = {
+            f"{WG_FOLDER}/Submissions/KAZ/KAZ proposal on transit guarantees.txt": b"Kazakhstan proposes ...\n",
+            f"{WG_FOLDER}/Submissions/PAK/PAK comments on Article 3.txt": b"Pakistan comments ...\n",
+            "Countries/UZB/Internal brief - do not circulate.txt": b"Uzbekistan's fallback positions ...\n",
+        }
+        for path, content in uploads.items():
+            actor.upload(path, content)
+            _say(f"      uploaded  {path}")
 
-        channels = info["teams_webhooks"]
-        _say(f"Teams       {len(channels)} channels with Workflows webhooks: {', '.join(sorted(channels))}")
-        _say(f"            messages page: {info['teams_url']}")
-        _say(f"Admin       {info['admin_url']}/stats  (requests, resource units, faults)\n")
-        _say(f"done in {time.monotonic() - started:.1f} s. Next: "
-             f"CARTIF_TENANT_FILE={tenant.connection_file} cartif-bot config show")
+        _say("\n10:00  the secretariat drops the Zero Draft into WG-TF's 'To circulate' folder")
+        actor.upload(f"{WG_FOLDER}/To circulate/Draft CARTIF Protocol on Trade Facilitation.docx",
+                     _demo_text("zero_draft.docx"))
+
+        _say("\n11:30  someone shares Kazakhstan's private folder by hand")
+        link = actor.share("Countries/KAZ")
+        _say(f"      sharing link {link.get('link', {}).get('webUrl', '?')}")
+
+        _say("\n12:00  the secretariat triggers a manual sync with its Entra ID token (role Sync.Trigger)")
+        anonymous = httpx.post(f"{url}/api/sync", trust_env=False, timeout=30)
+        _say(f"      without a token → {anonymous.status_code}")
+        token = _entra_token(info)
+        answer = httpx.post(f"{url}/api/sync", headers={"authorization": f"Bearer {token}"}, trust_env=False,
+                            timeout=30)
+        run_id = answer.json()["run_id"]
+        _say(f"      with its token  → {answer.status_code}, run {run_id}")
+        manual = _wait(lambda: (r := api.get(f"/api/runs/{run_id}").json())["done"] and r, 600, "the manual run")
+        for line in _step_line(manual):
+            _say(line)
+
+        _say("\n15:00  the secretariat circulates Rev.1 from the command line")
+        rev1_path = f"{WG_FOLDER}/Draft CARTIF Protocol on Trade Facilitation, Rev.1.docx"
+        actor.upload(rev1_path, _demo_text("rev1.docx"))
+        rev1 = _cli(env, "circulate", rev1_path, "--series", SERIES, "--title",
+                    "Draft CARTIF Protocol on Trade Facilitation, Rev.1", "--revises", f"CARTIF/{SERIES}/W/1")
+        for line in (rev1.stdout or rev1.stderr).strip().splitlines()[:6]:
+            _say(f"      {line}")
+        answer = api.post("/api/sync")
+        evening = _wait(lambda: (r := api.get(f"/api/runs/{answer.json()['run_id']}").json())["done"] and r, 600,
+                        "the evening run")
+        _say(f"      the next cycle ({evening['id']}) posts its notice: "
+             + "; ".join(f"{s['name']} {s['status']}" for s in evening["steps"]))
+
+        _say("\nWhat happened")
+        steps: dict[str, dict[str, Any]] = {s["name"]: s for s in manual["steps"]}
+        sync_step = steps.get("sync", {"counts": {}})
+        perm_step = steps.get("permissions", {"counts": {}})
+        _say(f"  changes seen       {sync_step['counts'].get('changes', 0)} in the manual sync "
+             f"({', '.join(f'{k[8:]} {v}' for k, v in sync_step['counts'].items() if k.startswith('changes_'))})")
+        _say(f"  drift corrected    {perm_step['counts']}")
+        register = _cli(env, "register", "list")
+        _say("  register")
+        for line in register.stdout.strip().splitlines():
+            _say(f"    {line}")
+        _say("  notices posted")
+        admin = httpx.Client(base_url=info["admin_url"], trust_env=False, verify=info["ca_path"], timeout=30)
+        with admin:
+            for channel in sorted(info["teams_webhooks"]):
+                view = admin.get(f"/teams/{quote(channel)}").json()
+                if view["messages"]:
+                    counts = ", ".join(f"{n} {status}" for status, n in sorted(view["counts"].items()))
+                    _say(f"    {channel:<18} {len(view['messages'])} card(s) ({counts})")
+        _say(f"  Teams page         {info['teams_url']}   (cards rendered by Microsoft's Adaptive Cards renderer)")
+        _say(f"\ndone in {time.monotonic() - started:.0f} s.")
+        api.close()
         if keep:
-            _say("the local tenant keeps running; Ctrl-C stops it")
+            _say("the local tenant and the service keep running; Ctrl-C stops them")
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
-        authenticator_close = locals().get("authenticator")
-        if isinstance(authenticator_close, Authenticator):
-            authenticator_close.close()
+        actor.close()
+        code = service.stop()
+        _say(f"service stopped with SIGTERM → exit {code}")
         tenant.stop()
     return 0
+

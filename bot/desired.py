@@ -37,7 +37,10 @@ def build_desired(structure: Structure) -> DesiredState:
         for binding in _bindings(structure, template):
             folders.append(_folder(structure, index, template, binding, names))
     keep = frozenset(group_key(k) for k in structure.folders.keep)
-    return DesiredState(tuple(folders), tuple(groups), keep)
+    # Circulation gives each archive copy its own (restricted) permissions: not drift.
+    archive = frozenset({folder_path(structure, structure.series.archive.strip("/"))})
+    return DesiredState(tuple(folders), tuple(groups), keep, structure.managed_group_patterns(),
+                        structure.folders.undeclared, archive)
 
 
 def _bindings(s: Structure, t: FolderTemplate) -> Iterator[dict[str, str]]:

@@ -21,6 +21,10 @@ Terminology:
   governed folder, removed rather than revoked.
 * LIMITED ACCESS — a binding SharePoint adds by itself on parents of shared items; reported,
   never planned.
+* UNDECLARED ITEM — a subfolder or file directly inside a governed folder that the layout does
+  not declare; it should inherit, so unique permissions or a sharing link on it are drift.
+* STALE GROUP — a site group named by the bot's naming patterns that the structure no longer
+  declares (a disabled delegation, a dropped working group); deleted by the next apply.
 * RULE — the sentence saying why something is desired ("folders.templates[5] 'Working
   groups/{wg}': wg:{wg} → Contribute"), carried into plans, the audit trail and `access who`.
 """
@@ -97,6 +101,13 @@ class DesiredState:
     groups: tuple[DesiredGroup, ...]
     keep: frozenset[str] = frozenset()
     """Principal keys never revoked from governed folders (besides the bot's own app)."""
+    managed_groups: tuple[str, ...] = ()
+    """Regexes of the group names the bot creates: such a group the structure does not declare is deleted."""
+    undeclared: str = "report"
+    """Unique permissions on undeclared items inside governed folders: "report" only, or "inherit" (reset)."""
+    item_managed: frozenset[str] = frozenset()
+    """Governed folders whose items carry their own permissions set by the bot itself (the circulation
+    archive's restricted copies): their items are not undeclared drift."""
 
     def folder(self, path: str) -> FolderSpec | None:
         return next((f for f in self.folders if f.path == path), None)
@@ -142,3 +153,7 @@ class ActualState:
     groups: Mapping[str, ActualGroup]
     self_keys: frozenset[str] = frozenset()
     """Principal keys of the bot's own app: its Full Control is never revoked."""
+    stale_groups: Mapping[str, ActualGroup] = dataclasses.field(default_factory=dict)
+    """Site groups named like the bot's (``DesiredState.managed_groups``) that the structure no longer declares."""
+    undeclared: Mapping[str, ActualFolder] = dataclasses.field(default_factory=dict)
+    """Undeclared subfolders and files directly inside governed folders that have unique permissions."""

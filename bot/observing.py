@@ -2,7 +2,11 @@
 
 Where it sits: first I/O step of a permission cycle. The reader port decides how cheaply to read
 (the SharePoint connector lists each parent's subfolders once with their role assignments
-expanded, so a no-op cycle costs about one request per parent folder, plus one for groups).
+expanded, so a no-op cycle costs about one request per parent folder, plus one for groups). The same
+listings reach one level below every governed folder, so undeclared subfolders and files with unique
+permissions come at no extra request, and the group listing also returns stale groups (named by the
+bot's patterns, no longer declared). Items of folders whose items the bot itself protects (the
+circulation archive, ``DesiredState.item_managed``) are left out of the undeclared items.
 """
 
 from __future__ import annotations
@@ -16,5 +20,9 @@ __all__ = ["observe"]
 def observe(desired: DesiredState, reader: PermissionReader) -> ActualState:
     """The actual state of ``desired``'s folders and groups."""
     folders = reader.read_folders([f.path for f in desired.folders])
-    groups = reader.read_groups([g.name for g in desired.groups])
-    return ActualState(dict(folders), dict(groups), reader.self_keys())
+    names = {g.name for g in desired.groups}
+    groups = reader.read_groups(sorted(names), desired.managed_groups)
+    return ActualState(dict(folders), {n: g for n, g in groups.items() if n in names}, reader.self_keys(),
+                       stale_groups={n: g for n, g in groups.items() if n not in names},
+                       undeclared={p: f for p, f in reader.undeclared().items()
+                                   if p.rsplit("/", 1)[0] not in desired.item_managed})

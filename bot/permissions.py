@@ -2,7 +2,7 @@
 
 Where it sits: called by ``bot.cli`` (plan, apply, access report, access who); the cycle itself is
 ``bot.applying.reconcile`` over pure planning. The structure file comes from ``--structure``
-(default: the shipped config/cartif.yaml).
+(default: ``settings.permissions.structure_path``, the shipped config/cartif.yaml).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from bot.applying import CycleResult, reconcile
 from bot.desired import build_desired
 from bot.model import ActualState, DesiredState
 from bot.observing import observe
-from bot.planning import GuardPolicy, Plan, plan
+from bot.planning import GuardPolicy, Plan, plan, undeclared_drift
 from bot.ports import AuditLog
 from config.settings import Settings
 from config.structure import Structure, load_structure
 
-__all__ = ["Session", "format_cycle", "format_plan", "format_report_csv", "open_session"]
+__all__ = ["Session", "format_cycle", "format_plan", "format_report_csv", "guard_policy", "open_session"]
 
 
 @dataclasses.dataclass
@@ -56,17 +56,25 @@ class Session:
         return [entry.as_json() for entry in who(self.desired, self.observe(), path)]
 
 
+def guard_policy(settings: Settings, structure: Structure) -> GuardPolicy:
+    """The structure's ``guard:`` section, with the settings' overrides (CARTIF_PERMISSIONS__…) on top."""
+    perms = settings.permissions
+    share = perms.max_removal_share
+    minimum = perms.min_guarded_removals
+    return GuardPolicy(structure.guard.max_removal_share if share is None else share,
+                       structure.guard.min_guarded_removals if minimum is None else minimum)
+
+
 @contextmanager
 def open_session(settings: Settings, structure_path: Path | None) -> Iterator[Session]:
     from connectors.auth import Authenticator
     from connectors.sharepoint_permissions import build_site_permissions
 
-    structure = load_structure(structure_path)
+    structure = load_structure(structure_path or settings.permissions.structure_path)
     authenticator = Authenticator(settings)
     try:
         connector = build_site_permissions(settings, authenticator, library=structure.library)
-        yield Session(structure, build_desired(structure), connector,
-                      GuardPolicy(structure.guard.max_removal_share, structure.guard.min_guarded_removals))
+        yield Session(structure, build_desired(structure), connector, guard_policy(settings, structure))
     finally:
         authenticator.close()
 
@@ -90,7 +98,8 @@ def format_cycle(result: CycleResult) -> dict[str, Any]:
             "applied": len([o for o in result.outcomes if o.ok]),
             "failed": [{**o.action.as_json(), "error": o.error} for o in result.failed],
             "remaining": result.remaining.as_json() if not result.dry_run else None,
-            "seconds": round(result.seconds, 3), "actions": result.plan.as_json()}
+            "seconds": round(result.seconds, 3), "actions": result.plan.as_json(),
+            "undeclared_drift": sorted(undeclared_drift(result.actual))}
 
 
 def format_report_csv(rows: list[dict[str, Any]]) -> str:

@@ -16,12 +16,20 @@ What it decides, per governed folder (parents first):
 * declared inheriting but unique → ``RemoveSharingLink`` for its links, then ``ResetInheritance``.
 
 Groups: ``CreateGroup`` when missing, ``AddMember`` / ``RemoveMember`` to match the roster.
-Groups the structure no longer declares are left alone (their grants on governed folders are
-revoked like any undeclared grant).
+A group the structure no longer declares is deleted (``DeleteGroup``, last) only when its name
+matches the bot's own naming patterns (``DesiredState.managed_groups``): the bot deletes only
+what it made, never the site's Owners/Members/Visitors or groups made by hand. Its grants on
+governed folders are revoked first like any undeclared grant.
+
+Undeclared items (subfolders and files directly inside governed folders, not in the layout)
+with unique permissions are drift: reported by ``undeclared_drift`` always, and planned like an
+inheriting folder (links removed, inheritance reset) only when the structure says
+``folders.undeclared: inherit`` — by default people may share a single document on purpose.
 
 The guard (``check_guard``) refuses an empty desired state, and a plan removing more than
-``max_removal_share`` of the existing grants or members (once at least ``min_guarded_removals``
-are removed), unless forced: ``UnsafePlanError``.
+``max_removal_share`` of the existing grants, members (a deleted group's members count as
+removed) or groups (once at least ``min_guarded_removals`` are removed), unless forced:
+``UnsafePlanError``.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ __all__ = [
     "BreakInheritance",
     "CreateFolder",
     "CreateGroup",
+    "DeleteGroup",
     "Grant",
     "GuardPolicy",
     "Plan",
@@ -49,6 +58,7 @@ __all__ = [
     "UnsafePlanError",
     "check_guard",
     "plan",
+    "undeclared_drift",
 ]
 
 
@@ -274,6 +284,25 @@ class ResetInheritance(Action):
 
 
 @dataclasses.dataclass(frozen=True)
+class DeleteGroup(Action):
+    """Delete a site group the bot made and the structure no longer declares (its members go with it)."""
+
+    kind: ClassVar[str] = "delete_group"
+    phase: ClassVar[int] = 9
+    group: str
+    members: tuple[str, ...]
+    why: str
+
+    @property
+    def target(self) -> str:
+        return self.group
+
+    @property
+    def before(self) -> str | None:
+        return f"group ({len(self.members)} member(s))"
+
+
+@dataclasses.dataclass(frozen=True)
 class Plan:
     """An ordered, immutable sequence of actions; empty when the site matches the structure."""
 
@@ -317,9 +346,16 @@ def plan(desired: DesiredState, actual: ActualState) -> Plan:
             if person not in group.members:
                 actions.append((0, index, RemoveMember(group.name, person, login,
                                                        f"{group.rule}: {person} is not on the roster for it")))
+    for index, (name, stale) in enumerate(sorted(actual.stale_groups.items())):
+        actions.append((0, index, DeleteGroup(name, tuple(sorted(stale.members)),
+                                              "group_names: named like the bot's groups, no longer in the structure")))
     ignored = desired.keep | actual.self_keys
     for index, spec in enumerate(desired.folders):
         actions.extend((1, index, a) for a in _folder_actions(spec, actual.folders.get(spec.path), ignored))
+    if desired.undeclared == "inherit":
+        for index, (path, item) in enumerate(sorted(undeclared_drift(actual).items())):
+            inherit = FolderSpec(path, False, frozenset(), "folders.undeclared: inherit")
+            actions.extend((2, index, a) for a in _folder_actions(inherit, item, ignored))
     actions.sort(key=lambda t: (t[2].phase, t[0], t[1]))
     return Plan(tuple(a for _, _, a in actions))
 
@@ -351,6 +387,12 @@ def _folder_actions(spec: FolderSpec, seen: ActualFolder | None, ignored: frozen
             yield Revoke(spec.path, principal, level, f"{spec.rule}: {principal} → {level} is not declared")
 
 
+def undeclared_drift(actual: ActualState) -> dict[str, ActualFolder]:
+    """Undeclared items inside governed folders holding their own permissions or sharing links: drift
+    whatever the policy ("report" shows it, "inherit" plans their reset)."""
+    return {path: item for path, item in actual.undeclared.items() if item.unique}
+
+
 # ---------------------------------------------------------------------------------------------- guard
 @dataclasses.dataclass(frozen=True)
 class GuardPolicy:
@@ -373,10 +415,14 @@ def check_guard(the_plan: Plan, desired: DesiredState, actual: ActualState, poli
                           for f in actual.folders.values() if f.unique)
     removed_grants = len(the_plan.of(Revoke)) + sum(len(a.removed) for a in the_plan.of(ResetInheritance)
                                                     if isinstance(a, ResetInheritance))
-    existing_members = sum(len(g.members) for g in actual.groups.values())
-    removed_members = len(the_plan.of(RemoveMember))
+    # Deleting a group takes its members' access away too: it counts like removing each member.
+    deleted = [a for a in the_plan.of(DeleteGroup) if isinstance(a, DeleteGroup)]
+    existing_members = sum(len(g.members) for g in [*actual.groups.values(), *actual.stale_groups.values()])
+    removed_members = len(the_plan.of(RemoveMember)) + sum(len(a.members) for a in deleted)
+    existing_groups = len(actual.groups) + len(actual.stale_groups)
     for what, removed, existing in (("grants", removed_grants, existing_grants),
-                                    ("group members", removed_members, existing_members)):
+                                    ("group members", removed_members, existing_members),
+                                    ("groups", len(deleted), existing_groups)):
         if removed >= max(policy.min_guarded_removals, 1) and existing and \
                 removed / existing > policy.max_removal_share:
             raise UnsafePlanError(
@@ -387,4 +433,5 @@ def check_guard(the_plan: Plan, desired: DesiredState, actual: ActualState, poli
 
 def removals(the_plan: Plan) -> Sequence[Action]:
     """Actions that take access away (for reports)."""
-    return [a for a in the_plan if isinstance(a, Revoke | RemoveMember | RemoveSharingLink | ResetInheritance)]
+    return [a for a in the_plan
+            if isinstance(a, Revoke | RemoveMember | RemoveSharingLink | ResetInheritance | DeleteGroup)]

@@ -23,8 +23,13 @@ class PermissionReader(Protocol):
     def read_folders(self, paths: Sequence[str]) -> Mapping[str, ActualFolder]:
         """The folders among ``paths`` that exist (library-relative); missing ones are absent."""
 
-    def read_groups(self, names: Sequence[str]) -> Mapping[str, ActualGroup]:
-        """The site groups among ``names`` that exist, with their members."""
+    def read_groups(self, names: Sequence[str], patterns: Sequence[str] = ()) -> Mapping[str, ActualGroup]:
+        """The site groups among ``names``, or whose name matches one of the ``patterns`` (regexes), that
+        exist, with their members."""
+
+    def undeclared(self) -> Mapping[str, ActualFolder]:
+        """Items directly inside the folders of the last ``read_folders`` that were not asked for and
+        have unique permissions (library-relative path → folder value; files too)."""
 
     def self_keys(self) -> frozenset[str]:
         """Principal keys of the bot's own app (never revoked)."""
@@ -34,6 +39,7 @@ class PermissionWriter(Protocol):
     """Applies one action at a time; each method raises on failure and changes nothing else."""
 
     def create_group(self, name: str, description: str) -> None: ...
+    def delete_group(self, name: str) -> None: ...
     def add_member(self, group: str, person: str) -> None: ...
     def remove_member(self, group: str, login: str) -> None: ...
     def create_folder(self, path: str) -> None: ...

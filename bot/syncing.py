@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from bot.errors import UserError
+from bot.notices.references import change_references
 from bot.store import ChangeRecord, Store, TrackedItem, utc_now
 from bot.store.rows import ChangeKind
 from connectors.graph_delta import DeltaItem, DeltaReader, ResyncRequired
@@ -66,9 +67,9 @@ CARTIF_COUNTRIES = frozenset({"CHN", "GEO", "KAZ", "KGZ", "MNG", "PAK", "TJK", "
 #: Document series folders (symbols like CARTIF/WG-TF/W/3: W = working documents, INF, RD, …).
 SERIES = frozenset({"W", "INF", "RD", "NP", "NON-PAPERS", "CRP"})
 
-#: Environment hook for the crash-injection tests ONLY: "before_commit" or "after_commit" makes the
-#: process kill itself (SIGKILL, as kill -9) at that point of the cycle.
-CRASH_HOOK = "CARTIF_BOT_TEST_CRASH_AT"
+#: Crash points for the crash-injection tests ONLY (``settings.sync.crash_at``, CARTIF_SYNC__CRASH_AT):
+#: the process kills itself (SIGKILL, as kill -9) at that point of the cycle.
+CRASH_POINTS = ("before_commit", "after_commit")
 
 
 class Classifier(Protocol):
@@ -311,7 +312,8 @@ class Syncer:
     def __init__(self, store: Store, reader: DeltaReader, drive_id: str, *,
                  classifier: Classifier | None = None, own_app_id: str | None = None,
                  max_deletion_share: float = 0.2, confirm_deletions: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None, crash_at: str | None = None,
+                 notices: bool = True) -> None:
         self.store = store
         self.reader = reader
         self.drive_id = drive_id
@@ -321,6 +323,10 @@ class Syncer:
         self.confirm_deletions = confirm_deletions
         #: called with (pages, items) after each page: the CLI's progress line
         self.progress = progress
+        #: test-only crash injection point (settings.sync.crash_at); None in production
+        self.crash_at = crash_at
+        #: write a change reference per change to the outbox in the commit (bot.notices.references)
+        self.notices = notices
 
     async def run(self) -> SyncResult:
         started = time.perf_counter()
@@ -357,10 +363,13 @@ class Syncer:
                          self.classify(e.old_path if e.kind == "deleted" and e.old_path else e.path), e.by_self)
             for e in outcome.events]
         busy += time.perf_counter() - t0
-        _crash_hook("before_commit")
+        _crash_hook(self.crash_at, "before_commit")
+        rows_by_id = {row.id: row for row in outcome.rows}
         stored = self.store.commit_sync(self.drive_id, items=outcome.rows, changes=records, delta_link=link,
-                                        expected_link=start)
-        _crash_hook("after_commit")
+                                        expected_link=start,
+                                        outbox=(lambda kept: change_references(kept, rows_by_id))
+                                        if self.notices else None)
+        _crash_hook(self.crash_at, "after_commit")
         emitted = [r for r in stored if not r.by_self]
         return SyncResult(cycle_id, self.drive_id, mode, emitted, len(stored) - len(emitted), len(batch), pages,
                           self.store.count_live(self.drive_id), time.perf_counter() - started, busy)
@@ -394,8 +403,8 @@ class Syncer:
             raise MassDeletionError(deletions, tracked, self.max_deletion_share)
 
 
-def _crash_hook(point: str) -> None:
-    if os.environ.get(CRASH_HOOK) == point:
+def _crash_hook(configured: str | None, point: str) -> None:
+    if configured == point:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -415,7 +424,8 @@ async def sync_once(settings: Any, *, confirm_deletions: bool = False,
         with Store.open(settings.store.url) as store:
             syncer = Syncer(store, reader, drive_id, own_app_id=settings.auth.client_id,
                             max_deletion_share=settings.sync.max_deletion_share,
-                            confirm_deletions=confirm_deletions, progress=progress)
+                            confirm_deletions=confirm_deletions, progress=progress,
+                            crash_at=settings.sync.crash_at)
             return await syncer.run()
     finally:
         authenticator.close()

@@ -15,6 +15,7 @@ The loop::
             during the cycle make exactly one more
     renew   before each wait, ``SubscriptionManager.ensure`` renews when a third of the lifetime
             is left and re-creates a subscription that vanished (404)
+    stop    on a clean stop (cancelled: Ctrl-C, SIGTERM) the subscription is deleted on the tenant
 
 Poll-only mode (no ``notifications.url``, or ``--poll-only``) skips the subscription and polls
 every ``notifications.poll_seconds``. A failed cycle (the tenant down, throttled past the retry
@@ -29,11 +30,14 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.notifications import SyncRequests
 from bot.store import Store
 from bot.syncing import Syncer, SyncResult, _default_drive
+
+if TYPE_CHECKING:
+    from connectors.graph_subscriptions import SubscriptionManager
 
 __all__ = ["DEFAULT_SETTLE_SECONDS", "Cycle", "watch"]
 
@@ -86,35 +90,60 @@ async def watch(settings: Any, store: Store, *, once: bool = False, poll_only: b
                                           client_state=secret.get_secret_value())
         else:
             log.info("poll-only: no notification URL; polling delta every %.0f s", interval)
-        reason, absorbed = "start", 0
-        while True:
-            timeout = interval
+        try:
+            await _loop(syncer, manager, requests, interval, once=once, on_cycle=on_cycle,
+                        settle_seconds=settle_seconds)
+        except asyncio.CancelledError:
+            # A clean stop (Ctrl-C, SIGTERM, the caller cancelling): nobody will receive notifications
+            # any more, so delete the subscription rather than let Graph post into the void until it
+            # expires (up to 42,300 minutes). A crash leaves it; the next start reuses or renews it.
             if manager is not None:
-                try:
-                    sub = await manager.ensure()
-                    timeout = min(timeout, max(manager.renewal_due_in(sub), 1.0))
-                except Exception as exc:  # the receiver unreachable, the tenant down: poll meanwhile
-                    if once:
-                        raise
-                    log.warning("change notifications unavailable (%s); polling every %.0f s", exc, interval)
-            started = time.perf_counter()
-            try:
-                result: SyncResult | None = await syncer.run()
-                error = None
-            except Exception as exc:
-                if once:
-                    raise
-                log.warning("sync cycle failed (%s: %s); retrying at the next wake-up", type(exc).__name__, exc)
-                result, error = None, f"{type(exc).__name__}: {exc}"
-            if on_cycle is not None:
-                on_cycle(Cycle(reason, absorbed, result, error, time.perf_counter() - started))
-            if once:
-                return
-            if await requests.wait(timeout):
-                await asyncio.sleep(settle_seconds)
-                reason = "notification"
-            else:
-                reason = "poll"
-            absorbed = requests.take()
+                await _unsubscribe(manager)
+            raise
     finally:
         authenticator.close()
+
+
+async def _unsubscribe(manager: SubscriptionManager) -> None:
+    sub = manager.current()
+    if sub is None:
+        return
+    try:
+        await manager.delete(sub)
+        log.info("subscription %s deleted on stop", sub.id)
+    except Exception as exc:  # the tenant unreachable on the way out: it expires by itself
+        log.warning("could not delete subscription %s on stop (%s); it expires by itself", sub.id, exc)
+
+
+async def _loop(syncer: Syncer, manager: SubscriptionManager | None, requests: SyncRequests, interval: float, *,
+                once: bool, on_cycle: Callable[[Cycle], None] | None, settle_seconds: float) -> None:
+    reason, absorbed = "start", 0
+    while True:
+        timeout = interval
+        if manager is not None:
+            try:
+                sub = await manager.ensure()
+                timeout = min(timeout, max(manager.renewal_due_in(sub), 1.0))
+            except Exception as exc:  # the receiver unreachable, the tenant down: poll meanwhile
+                if once:
+                    raise
+                log.warning("change notifications unavailable (%s); polling every %.0f s", exc, interval)
+        started = time.perf_counter()
+        try:
+            result: SyncResult | None = await syncer.run()
+            error = None
+        except Exception as exc:
+            if once:
+                raise
+            log.warning("sync cycle failed (%s: %s); retrying at the next wake-up", type(exc).__name__, exc)
+            result, error = None, f"{type(exc).__name__}: {exc}"
+        if on_cycle is not None:
+            on_cycle(Cycle(reason, absorbed, result, error, time.perf_counter() - started))
+        if once:
+            return
+        if await requests.wait(timeout):
+            await asyncio.sleep(settle_seconds)
+            reason = "notification"
+        else:
+            reason = "poll"
+        absorbed = requests.take()

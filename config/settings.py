@@ -33,7 +33,7 @@ import uuid
 import zoneinfo
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, NamedTuple
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -43,13 +43,17 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pydantic_settings import SettingsError as PydanticSettingsError
 from pydantic_settings.sources import NestedSecretsSettingsSource
 
+from config.structure import DEFAULT_STRUCTURE
+
 __all__ = [
     "ENV_PREFIX",
     "AuthSettings",
     "EndpointSettings",
     "HttpSettings",
     "NotificationSettings",
+    "PermissionsSettings",
     "ScheduleSettings",
+    "ServiceSettings",
     "SettingEntry",
     "Settings",
     "SettingsError",
@@ -165,6 +169,15 @@ def _sqlite_url(value: str) -> str:
     raise ValueError("expected sqlite:///PATH or postgresql[+psycopg]://USER:PASSWORD@HOST/DATABASE")
 
 
+def _cron(value: str) -> str:
+    # The shape only (the scheduler, bot/service/scheduling.py, checks ranges when the service starts).
+    fields = value.split()
+    if len(fields) != 5 or not all(re.fullmatch(r"[0-9*/,-]+", f) for f in fields):
+        raise ValueError("expected five fields (minute hour day-of-month month day-of-week) of digits, *, "
+                         "',', '-' and '/'")
+    return " ".join(fields)
+
+
 HttpsUrl = Annotated[str, AfterValidator(_https_url)]
 NotificationUrl = Annotated[str, AfterValidator(_notification_url)]
 Authority = Annotated[str, AfterValidator(_authority)]
@@ -174,6 +187,7 @@ TenantId = Annotated[str, AfterValidator(_tenant)]
 ExistingFile = Annotated[Path, AfterValidator(_existing_file)]
 TimeZone = Annotated[str, AfterValidator(_time_zone)]
 SqliteUrl = Annotated[str, AfterValidator(_sqlite_url)]
+CronExpression = Annotated[str, AfterValidator(_cron)]
 
 
 # ---------------------------------------------------------------------------------------------- groups
@@ -289,6 +303,11 @@ class SyncSettings(_Group):
     page_size: int = Field(default=1000, ge=1, le=5000, description=(
         "Items per delta page ($top), 1 to 5,000. Default: 1,000; fewer pages mean fewer requests "
         "(1 RU each with a token) and Graph caps pages anyway."))
+    crash_at: Literal["before_commit", "after_commit"] | None = Field(default=None, description=(
+        "TEST ONLY — never set in production. Makes `cartif-bot sync` kill its own process (SIGKILL, "
+        "like kill -9) at that point of the cycle: \"before_commit\" (pages read, nothing stored) or "
+        "\"after_commit\" (changes and cursor committed). Default: none. The crash-injection tests use it "
+        "to prove a killed sync loses and duplicates nothing."))
 
 
 class StoreSettings(_Group):
@@ -308,9 +327,14 @@ class StoreSettings(_Group):
 class ScheduleSettings(_Group):
     """How often the reconcile cycle runs."""
 
-    interval_seconds: int = Field(default=300, ge=30, description=(
-        "Seconds between the starts of two reconcile cycles, at least 30. Default: 300 (5 minutes): drift "
-        "is corrected within minutes while a cycle stays far below SharePoint's throttling budget."))
+    interval_seconds: int = Field(default=300, ge=1, description=(
+        "Seconds between the starts of two reconcile cycles, at least 1. Default: 300 (5 minutes): drift "
+        "is corrected within minutes while a cycle stays far below SharePoint's throttling budget; a few "
+        "seconds suit only tests against the local tenant. Ignored when cron is set."))
+    cron: CronExpression | None = Field(default=None, description=(
+        "A cron expression (five fields: minute hour day-of-month month day-of-week, in UTC; *, lists, "
+        "ranges and */steps) for when `cartif-bot run` starts cycles, e.g. \"*/10 7-19 * * 1-5\". Default: "
+        "none, a cycle every interval_seconds. Office hours schedules spare the throttling budget at night."))
 
 
 class TeamsSettings(_Group):
@@ -322,6 +346,26 @@ class TeamsSettings(_Group):
     time_zone: TimeZone = Field(default="Asia/Manila", description=(
         "The IANA time zone for dates and times in notices. Default: Asia/Manila, where the CAREC "
         "secretariat (ADB) sits and deadlines are set."))
+    debounce_seconds: float = Field(default=120.0, ge=0, le=86400, description=(
+        "Seconds a channel's change notices wait for more changes before they go out as one card, 0 to "
+        "86,400. Default: 120 (2 minutes): an upload of 5 files becomes one \"5 files changed\" card "
+        "instead of 5, and notices still arrive within minutes. Circulated texts never wait."))
+    max_attempts: int = Field(default=8, ge=1, le=100, description=(
+        "Delivery attempts of a notice before it is parked (cartif-bot notices list --failed), 1 to 100. "
+        "Default: 8; with the default back-off that rides out a Teams outage of about an hour."))
+    backoff_seconds: float = Field(default=30.0, ge=0, le=3600, description=(
+        "Seconds before the second delivery attempt of a notice; each further attempt doubles it, up to "
+        "backoff_max_seconds. Default: 30 (the transport already retried 429/503 inside the request)."))
+    backoff_max_seconds: float = Field(default=1800.0, ge=0, le=86400, description=(
+        "The longest wait between two delivery attempts, in seconds. Default: 1,800 (30 minutes)."))
+    daily_digest_hour: int | None = Field(default=None, ge=0, le=23, description=(
+        "The local hour (0 to 23, in time_zone) after which each channel gets one digest card of the "
+        "notices it received in the previous 24 hours. Default: none, no daily digest; the per-change "
+        "cards already arrive within minutes, the digest is for readers who mute the channel."))
+    lease_seconds: float = Field(default=900.0, gt=0, le=86400, description=(
+        "Seconds after which a notice still marked as being sent counts as interrupted (a crash between "
+        "sending and marking sent) and is parked for the operator. Default: 900, above one request's "
+        "timeout (http.timeout_seconds, 100 s) times its attempts (1 + http.max_retries) plus Retry-After waits."))
 
 
 class NotificationSettings(_Group):
@@ -338,6 +382,55 @@ class NotificationSettings(_Group):
         "Seconds between two safety-net delta polls of `cartif-bot watch`, at least 10. Default: 900 "
         "(15 minutes): notifications can be lost or late, so a poll catches anything they missed; "
         "without a notification URL this is how often changes are found."))
+
+
+class PermissionsSettings(_Group):
+    """The permission cycle (plan / apply / access): which structure file, and guard overrides."""
+
+    structure_path: Path = Field(default=DEFAULT_STRUCTURE, description=(
+        "The declared negotiation structure (YAML). Default: the shipped config/cartif.yaml. The CLI's "
+        "--structure flag overrides it for one command."))
+    max_removal_share: float | None = Field(default=None, ge=0, le=1, description=(
+        "Overrides the structure's guard.max_removal_share: the largest share of existing grants or group "
+        "members one apply may remove without --force, 0 to 1. Default: none, the structure's value (0.2 "
+        "in cartif.yaml); an operator can tighten it per deployment without editing the structure."))
+    min_guarded_removals: int | None = Field(default=None, ge=0, description=(
+        "Overrides the structure's guard.min_guarded_removals: below this many removals the share is not "
+        "checked. Default: none, the structure's value (10 in cartif.yaml)."))
+
+
+class ServiceSettings(_Group):
+    """`cartif-bot run`: the HTTP server, who may trigger a sync, logs, and leader election."""
+
+    host: str = Field(default="127.0.0.1", description=(
+        "The address the service's HTTP server binds (notifications, /api, health, metrics). Default: "
+        "127.0.0.1, behind a reverse proxy that terminates TLS; 0.0.0.0 in a container."))
+    port: int = Field(default=8080, ge=0, le=65535, description=(
+        "The TCP port of the HTTP server, 0 for a free one (logged at start). Default: 8080."))
+    api_token: SecretStr | None = Field(default=None, min_length=16, description=(
+        "A static bearer token that may call POST /api/sync, at least 16 characters. Default: none, only "
+        "Entra ID tokens are accepted. For scripts that cannot get an Entra ID token; compared in constant "
+        "time. A secret."))
+    app_id_uri: str | None = Field(default=None, description=(
+        "The Application ID URI of the bot's API (api://{client id}): the audience an Entra ID access token "
+        "must carry to call POST /api/sync. Default: none, Entra ID tokens are refused; a local tenant's "
+        "file sets it."))
+    required_role: str = Field(default="Sync.Trigger", min_length=1, description=(
+        "The app role an Entra ID access token must carry (roles claim) to call POST /api/sync. Default: "
+        "Sync.Trigger, the role the bot's app registration defines and the secretariat's app is granted."))
+    log_format: Literal["text", "json"] = Field(default="text", description=(
+        "How the service logs: \"text\" lines or \"json\" (one object per line with time, level, logger, "
+        "message and run_id). Default: text; json for log shippers (journald, Loki, Elastic)."))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description=(
+        "The lowest log level written. Default: INFO, one line per cycle and step."))
+    standby_poll_seconds: float = Field(default=10.0, gt=0, description=(
+        "Seconds between a standby replica's attempts to take the leader lock (PostgreSQL), capped at "
+        "schedule.interval_seconds so a standby takes over within one interval. Default: 10."))
+    lock_key: int = Field(default=0x43415254, description=(
+        "The PostgreSQL advisory lock key the leader holds (a 64-bit integer). Default: 1128354388 "
+        "(\"CART\"); two deployments sharing one database need different keys."))
+    keep_runs: int = Field(default=100, ge=1, description=(
+        "How many finished runs GET /api/runs/{id} and /api/status remember (in memory). Default: 100."))
 
 
 def _default_secrets_dir() -> Path | None:
@@ -361,6 +454,7 @@ TENANT_FILE_KEYS: dict[str, tuple[str, str]] = {
     "ca_path": ("endpoints", "ca_path"),
     "admin_url": ("endpoints", "admin_url"),
     "teams_webhooks": ("teams", "webhooks"),
+    "api_app_id_uri": ("service", "app_id_uri"),
 }
 _TENANT_FILE_PATHS = frozenset({"certificate_path", "ca_path"})
 
@@ -468,6 +562,10 @@ class Settings(BaseSettings):
     teams: TeamsSettings = Field(default_factory=TeamsSettings, description="Teams notices.")
     notifications: NotificationSettings = Field(default_factory=NotificationSettings,
                                                 description="Graph change notifications.")
+    service: ServiceSettings = Field(default_factory=ServiceSettings,
+                                     description="`cartif-bot run`: HTTP server, triggers, logs, leadership.")
+    permissions: PermissionsSettings = Field(default_factory=PermissionsSettings,
+                                             description="The permission cycle's structure file and guard.")
 
     #: dotted path → where the value came from ("env", "tenant file", …); filled by load()
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)

@@ -31,12 +31,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 __all__ = [
     "DEFAULT_STRUCTURE",
+    "ChannelSpec",
     "FolderTemplate",
     "GroupNames",
     "Participant",
     "Person",
     "Problem",
     "RoleSpec",
+    "Series",
+    "SeriesLayout",
+    "SeriesSpec",
     "Structure",
     "StructureError",
     "WorkingGroup",
@@ -47,6 +51,9 @@ __all__ = [
 
 #: The default structure file, shipped with the package (it models CARTIF).
 DEFAULT_STRUCTURE = Path(__file__).with_name("cartif.yaml")
+#: What ``{code}`` stands for in group names: an ISO alpha-3 code, or a working-group code (as validated).
+_COUNTRY_CODE_RE = "[A-Z]{3}"
+_WG_CODE_RE = "[A-Z][A-Z0-9-]{1,15}"
 
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 #: SharePoint forbids these in folder names (anchors-permissions §5, "Invalid characters").
@@ -144,6 +151,11 @@ class FolderLayout(_Model):
         "its own owner."))
     keep: list[str] = Field(default_factory=list, description=(
         "Principal titles never revoked from governed folders (the bot's own app is always kept)."))
+    undeclared: Literal["report", "inherit"] = Field(default="report", description=(
+        "What to do with a subfolder or file directly inside a governed folder that the layout does not "
+        "declare but that has its own permissions or a sharing link: \"report\" (default) shows it as drift "
+        "in `access report` and the apply log and changes nothing — people may share single documents on "
+        "purpose —; \"inherit\" removes its links and resets it to inherit from the governed folder."))
     templates: list[FolderTemplate]
 
 
@@ -152,6 +164,68 @@ class Guard(_Model):
         "The largest share of existing grants or group members one apply may remove without --force."))
     min_guarded_removals: int = Field(default=10, ge=0, description=(
         "Below this many removals the share is not checked: a few revocations are ordinary drift."))
+
+
+class ChannelSpec(_Model):
+    """A Teams channel notices go to, and its audience: the groups whose members are in it.
+
+    A notice about a folder reaches the channel only if EVERY audience group may read that
+    folder (bot.notices.routing). ``name`` is the channel's key in CARTIF_TEAMS__WEBHOOKS and may
+    use the for_each placeholders, like folder paths.
+    """
+
+    name: str = Field(min_length=1, description="The channel name (key of its webhook), e.g. \"{wg}\".")
+    for_each: Literal["none", "participant", "working_group"] = "none"
+    audience: list[str] = Field(min_length=1, description="Group refs, as in folder grants.")
+
+
+class SeriesSpec(_Model):
+    """A document series declared by hand (the working groups' series are implied, see SeriesLayout)."""
+
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9-]{1,15}$", description="Series code in symbols, e.g. PLEN.")
+    name: str = Field(min_length=1, description="What the series holds, e.g. \"Plenary\".")
+    folder: str = Field(min_length=1, description=(
+        "The series' folder in the layout (relative to root): whoever may read it may read its texts."))
+    symbol: str | None = Field(default=None, description="Symbol pattern; default: series.symbol.")
+    to_circulate: str | None = Field(default=None, description=(
+        "Drop folder name under the series' folder; default: series.to_circulate."))
+
+
+def _default_series() -> list[SeriesSpec]:
+    return [SeriesSpec(code="PLEN", name="Plenary", folder="Plenary"),
+            SeriesSpec(code="INF", name="Informal papers", folder="Negotiating texts")]
+
+
+class SeriesLayout(_Model):
+    """Document series and circulation (issue #5): symbols, drop folders, archive, register list."""
+
+    symbol: str = Field(default="CARTIF/{series}/W/{n}", description=(
+        "Default symbol pattern: {series} is the series code, {n} the sequence number (last)."))
+    to_circulate: str = Field(default="To circulate", description=(
+        "Name of the drop folder inside each series' folder: files put there are circulated by the bot."))
+    archive: str = Field(default="Negotiating texts/Archive", description=(
+        "Folder (relative to root) of the immutable archive copies, named by symbol."))
+    register_list: str = Field(default="Document register", description=(
+        "Title of the SharePoint list mirroring the register (created if missing)."))
+    register_readers: list[str] = Field(default_factory=lambda: ["all_participants"], description=(
+        "Group refs given Read on the register list (the owner gets Full Control)."))
+    per_working_group: bool = Field(default=True, description=(
+        "One series per working group: code = the WG code, folder working_group_folder."))
+    working_group_folder: str = Field(default="Working groups/{wg}", description=(
+        "The layout folder of a working group's series; {wg} is its code."))
+    declared: list[SeriesSpec] = Field(default_factory=_default_series, description=(
+        "Further series (default: PLEN in Plenary, INF in Negotiating texts)."))
+
+
+@dataclass(frozen=True)
+class Series:
+    """A series with every default resolved; folders are library-relative (root prepended)."""
+
+    code: str
+    name: str
+    folder: str
+    symbol: str
+    to_circulate: str
 
 
 class Structure(_Model):
@@ -167,6 +241,9 @@ class Structure(_Model):
     working_groups: list[WorkingGroup]
     roster: list[Person]
     folders: FolderLayout
+    series: SeriesLayout = Field(default_factory=SeriesLayout)
+    channels: list[ChannelSpec] = Field(default_factory=list, description=(
+        "Teams channels for change notices and their audiences (bot.notices.routing)."))
 
     # ------------------------------------------------------------------------------------------ helpers
     def participant(self, code: str) -> Participant | None:
@@ -183,6 +260,40 @@ class Structure(_Model):
     def group_name(self, kind: str, code: str = "") -> str:
         template = getattr(self.group_names, kind)
         return self.group_names.prefix + str(template).format(code=code)
+
+    def layout_path(self, relative: str) -> str:
+        """A layout path made library-relative (the root folder prepended)."""
+        root = self.root.strip("/")
+        return f"{root}/{relative}" if root else relative
+
+    def all_series(self) -> list[Series]:
+        """Every document series: one per working group (if enabled), then the declared ones."""
+        layout = self.series
+        specs = [SeriesSpec(code=wg.code, name=wg.name, folder=layout.working_group_folder.format(wg=wg.code))
+                 for wg in self.working_groups] if layout.per_working_group else []
+        specs += layout.declared
+        return [Series(s.code, s.name, self.layout_path(s.folder), s.symbol or layout.symbol,
+                       self.layout_path(f"{s.folder}/{s.to_circulate or layout.to_circulate}")) for s in specs]
+
+    def find_series(self, code: str) -> Series | None:
+        return next((s for s in self.all_series() if s.code == code), None)
+
+    def managed_group_patterns(self) -> tuple[str, ...]:
+        """Regexes matching the names of every group this structure's naming could create.
+
+        A site group whose name matches one and that the structure no longer declares (a disabled
+        country, a working group taken out) was made by the bot and is deleted; other groups
+        (the site's Owners/Members/Visitors, anything made by hand) never match.
+        """
+        names = self.group_names
+        patterns = []
+        for kind in ("country", "working_group", "chief_negotiators", "focal_points", "secretariat", "observers"):
+            template = str(getattr(names, kind))
+            code = _COUNTRY_CODE_RE if kind == "country" else _WG_CODE_RE
+            head, sep, tail = template.partition("{code}")
+            body = re.escape(head) + (code + re.escape(tail) if sep else "")
+            patterns.append(f"^{re.escape(names.prefix)}{body}$")
+        return tuple(patterns)
 
     def with_overrides(self, *, root: str | None = None, prefix: str | None = None) -> Structure:
         """A copy with another root folder and/or group-name prefix (tests, staging sites)."""
@@ -359,7 +470,50 @@ def _check(s: Structure) -> Iterator[Problem]:
                               f"{person.person} ({person.country}) is in {wg_code}, which {person.country} is not a "
                               "member of", f"add {person.country} to {wg_code}'s members or remove {wg_code} here")
     yield from _check_folders(s, known, wg_codes)
+    for i, channel in enumerate(s.channels):
+        fields = {n for _, n, _, _ in string.Formatter().parse(channel.name) if n is not None}
+        allowed = PLACEHOLDERS[channel.for_each]
+        for name in sorted(fields - allowed):
+            yield Problem(("channels", i, "name"), f"placeholder {{{name}}} is not available with for_each: "
+                          f"{channel.for_each}", "use a placeholder of that for_each or change for_each")
+        for j, ref in enumerate(channel.audience):
+            problem = _check_ref(ref, allowed, known, wg_codes)
+            if problem:
+                yield Problem(("channels", i, "audience", j), problem[0], problem[1])
+    yield from _check_series(s, known, wg_codes)
 
+
+def _check_series(s: Structure, countries: set[str], wgs: set[str]) -> Iterator[Problem]:
+    layout = s.series
+    patterns: list[tuple[tuple[str | int, ...], str]] = [(("series", "symbol"), layout.symbol)]
+    patterns += [(("series", "declared", i, "symbol"), d.symbol) for i, d in enumerate(layout.declared) if d.symbol]
+    for loc, pattern in patterns:
+        fields = [name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None]
+        if not pattern.endswith("/{n}") or fields.count("n") != 1 or set(fields) - {"n", "series"} or " " in pattern:
+            yield Problem(loc, f"symbol pattern {pattern!r} must end with /{{n}} and use only {{series}} and {{n}}",
+                          "write it like CARTIF/{series}/W/{n}")
+    seen: set[str] = set(wgs) if layout.per_working_group else set()
+    for i, d in enumerate(layout.declared):
+        if d.code in seen:
+            yield Problem(("series", "declared", i, "code"), f"series {d.code} is declared twice (or is a working "
+                          "group's series)", "give each series its own code")
+        seen.add(d.code)
+        if any(not seg.strip() or _BAD_FOLDER_CHARS & set(seg) for seg in d.folder.split("/")):
+            yield Problem(("series", "declared", i, "folder"), f"folder {d.folder!r} is not a valid folder path",
+                          "use the layout path of a declared folder, e.g. Plenary")
+    wg_fields = {n for _, n, _, _ in string.Formatter().parse(layout.working_group_folder) if n is not None}
+    if wg_fields - {"wg"}:
+        yield Problem(("series", "working_group_folder"), f"{layout.working_group_folder!r} may use only {{wg}}",
+                      "write it like Working groups/{wg}")
+    names = [("series", "to_circulate"), ("series", "archive")]
+    for loc in names:
+        value = str(getattr(layout, str(loc[1])))
+        if any(not seg.strip() or _BAD_FOLDER_CHARS & set(seg) for seg in value.split("/")):
+            yield Problem(loc, f"{value!r} is not a valid folder name", "rename it")
+    for i, ref in enumerate(layout.register_readers):
+        problem = _check_ref(ref, set(), countries, wgs)
+        if problem:
+            yield Problem(("series", "register_readers", i), problem[0], problem[1])
 
 def _check_folders(s: Structure, countries: set[str], wgs: set[str]) -> Iterator[Problem]:
     layout = s.folders

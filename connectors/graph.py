@@ -28,6 +28,7 @@ the transport retries Graph calls.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Generator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,9 +48,13 @@ from msgraph_core import GraphClientFactory
 from config.settings import Settings
 from connectors.auth import Authenticator, Resource, ssl_verify
 from connectors.errors import ServiceError, parse_retry_after
-from connectors.retrying import RetryingTransport, RetryPolicy
+from connectors.retrying import RetryingTransport, RetryPolicy, SyncPauseGate, SyncRetryingTransport
 
-__all__ = ["GraphTokenProvider", "build_graph_client", "build_http_client", "from_api_error"]
+__all__ = ["GraphBearer", "GraphTokenProvider", "build_graph_client", "build_http_client", "build_sync_graph_client",
+           "from_api_error"]
+
+#: The Graph throttling pause of the synchronous clients (one per process, like SharePoint's).
+SYNC_GRAPH_GATE = SyncPauseGate()
 
 
 class GraphTokenProvider(AccessTokenProvider):
@@ -93,6 +98,30 @@ def build_http_client(settings: Settings) -> httpx.AsyncClient:
     wrapped: httpx.AsyncClient = GraphClientFactory.create_with_default_middleware(
         client=client, options={RetryHandlerOption.get_key(): retry})
     return wrapped
+
+
+class GraphBearer(httpx.Auth):
+    """A Graph token from our authenticator on every request (cached by it until near expiry)."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._auth = authenticator
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = "Bearer " + self._auth.access_token(Resource.GRAPH)
+        yield request
+
+
+def build_sync_graph_client(settings: Settings, authenticator: Authenticator) -> httpx.Client:
+    """A small synchronous httpx client for Graph (our CA, our token, the one retry policy) for the
+    SharePoint-side connectors, which run in threads beside office365's synchronous context."""
+    http = settings.http
+    ca_path = settings.endpoints.ca_path
+    inner = httpx.HTTPTransport(verify=ssl_verify(ca_path), trust_env=ca_path is None)
+    policy = RetryPolicy(max_retries=http.max_retries, base_delay=http.retry_delay_seconds,
+                         max_concurrency=http.max_concurrency)
+    return httpx.Client(base_url=settings.endpoints.graph_url, transport=SyncRetryingTransport(
+        inner, policy, gate=SYNC_GRAPH_GATE), trust_env=ca_path is None, auth=GraphBearer(authenticator),
+        timeout=httpx.Timeout(http.timeout_seconds, connect=http.connect_timeout_seconds))
 
 
 def build_graph_client(settings: Settings, authenticator: Authenticator) -> GraphServiceClient:

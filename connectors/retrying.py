@@ -1,4 +1,4 @@
-"""The one retry layer for Graph: an httpx transport with a shared pause gate and a concurrency limit.
+"""The one retry layer: Graph's httpx transport and SharePoint REST's requests adapter, one policy.
 
 Where it sits: ``connectors.graph`` builds the SDK's httpx client on ``RetryingTransport``, below
 kiota's middleware (auth, redirects, headers), and turns the SDK's own ``RetryHandler`` off, so a
@@ -19,6 +19,11 @@ Why a transport and not the SDK's RetryHandler or a tenacity decorator around ca
 * **A concurrency limit** (``max_concurrency``, default 4) bounds the requests in flight; waiting
   out a back-off does not hold a slot.
 
+SharePoint REST (office365-rest-python-client, on ``requests``) gets the same policy through
+``RetryingAdapter``, mounted on the session ``connectors.sharepoint`` hands to office365: the same
+decisions (``retry_delay``), its own thread-safe pause gate, so a SharePoint 429 pauses every
+SharePoint request of the process until its Retry-After has passed.
+
 Attempts are logged as ``attempt #n/N`` with method and path. Retries are bounded
 (``max_retries``); when they run out, the last response (or exception) goes up unchanged, and
 the caller's error translation (``connectors.graph.from_api_error``) applies. Clock, sleep and
@@ -33,12 +38,17 @@ import email.utils
 import logging
 import math
 import random
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import httpx
+import requests
+from requests.adapters import HTTPAdapter
 
-__all__ = ["MAX_BACKOFF", "MAX_RETRY_AFTER", "PauseGate", "RetryPolicy", "RetryingTransport", "retry_after_seconds"]
+__all__ = ["MAX_BACKOFF", "MAX_RETRY_AFTER", "PauseGate", "RetryPolicy", "RetryingAdapter", "RetryingTransport",
+           "SyncPauseGate", "SyncRetryingTransport", "retry_after_seconds", "retry_delay"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +65,19 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
+#: (event, method, status, seconds): "response" for every response received (seconds 0), "wait"
+#: for every back-off or Retry-After wait before a retry (status of the response, 0 after a
+#: transport error). The service's /metrics registers here (bot/service/metrics.py).
+Observer = Callable[[str, str, int, float], None]
+OBSERVERS: list[Observer] = []
+
+
+def _observe(event: str, method: str, status: int, seconds: float) -> None:
+    for observer in OBSERVERS:
+        try:
+            observer(event, method, status, seconds)
+        except Exception:  # metrics must never break a request
+            log.debug("transport observer failed", exc_info=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +174,7 @@ class RetryingTransport(httpx.AsyncBaseTransport):
                     response = None
             if response is not None:
                 status = response.status_code
+                _observe("response", request.method, status, 0.0)
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
                 if status in THROTTLED and retry_after is not None:
                     # Close the gate for everyone, even when this request will not be retried.
@@ -167,8 +191,164 @@ class RetryingTransport(httpx.AsyncBaseTransport):
                 log.info("attempt #%d/%d %s %s got %d; retrying in %.2fs", attempt, total, request.method,
                          request.url.path, status, delay)
             self.retries += 1
+            _observe("wait", request.method, response.status_code if response is not None else 0, delay)
             await self._sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+# ---------------------------------------------------------------------------------------------- SharePoint REST
+def retry_delay(method: str, status: int, retry_after: float | None, *, attempt: int, policy: RetryPolicy,
+                rng: random.Random) -> float | None:
+    """Seconds to wait before retrying a response, or None to hand it up (the policy in one place).
+
+    429/503 are retried on any method, 500/502/504 on idempotent ones; Retry-After is the floor,
+    and one of ``MAX_RETRY_AFTER`` or more is not waited out inside a request.
+    """
+    retryable = status in THROTTLED or (status in TRANSIENT and method in IDEMPOTENT)
+    if not retryable or attempt > policy.max_retries:
+        return None
+    if retry_after is not None:
+        return None if retry_after >= MAX_RETRY_AFTER else retry_after
+    return policy.backoff(attempt, rng)
+
+
+class SyncPauseGate:
+    """``PauseGate`` for threads: closed until a deadline that only ever moves later."""
+
+    def __init__(self, clock: Clock = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self.until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self.until = max(self.until, self._clock() + seconds)
+
+    def remaining(self) -> float:
+        with self._lock:
+            return max(0.0, self.until - self._clock())
+
+    def wait(self) -> None:
+        while (left := self.remaining()) > 0:
+            self._sleep(left)
+
+
+class RetryingAdapter(HTTPAdapter):
+    """The Graph transport's policy for ``requests`` (office365-rest-python-client's transport).
+
+    Concurrency is the caller's (office365 runs one query at a time per context); the gate is
+    shared by every session built with the same ``gate``.
+    """
+
+    def __init__(self, policy: RetryPolicy | None = None, *, gate: SyncPauseGate | None = None,
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
+        super().__init__()
+        self.policy = policy or RetryPolicy()
+        self.gate = gate or SyncPauseGate(sleep=sleep)
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self.attempts = 0
+        self.retries = 0
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False,  # noqa: PLR0917 - requests' signature
+             timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+             verify: bool | str = True, cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+             proxies: Mapping[str, str] | None = None) -> requests.Response:
+        method = (request.method or "GET").upper()
+        path = (request.path_url or "").split("?", 1)[0]
+        attempt = 0
+        while True:
+            attempt += 1
+            self.gate.wait()
+            self.attempts += 1
+            try:
+                response = super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert,
+                                        proxies=proxies)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if attempt > self.policy.max_retries or method not in IDEMPOTENT:
+                    raise
+                delay = self.policy.backoff(attempt, self._rng)
+                log.warning("attempt #%d %s %s failed (%s); retrying in %.2fs", attempt, method, path,
+                            type(exc).__name__, delay)
+                status = 0
+            else:
+                status = response.status_code
+                _observe("response", method, status, 0.0)
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                if status in THROTTLED and retry_after is not None:
+                    self.gate.pause(min(retry_after, MAX_RETRY_AFTER))
+                wait = retry_delay(method, status, retry_after, attempt=attempt, policy=self.policy, rng=self._rng)
+                if wait is None:
+                    return response
+                response.close()
+                delay = wait
+                log.info("attempt #%d %s %s got %d; retrying in %.2fs", attempt, method, path, status, delay)
+            self.retries += 1
+            _observe("wait", method, status, delay)
+            self._sleep(delay)
+
+
+class SyncRetryingTransport(httpx.BaseTransport):
+    """The same policy for synchronous httpx clients (the small Graph clients of the SharePoint-side
+    connectors: sharing links, archive uploads); shares a ``SyncPauseGate`` like ``RetryingAdapter``."""
+
+    def __init__(self, inner: httpx.BaseTransport, policy: RetryPolicy | None = None, *,
+                 gate: SyncPauseGate | None = None, sleep: Callable[[float], None] = time.sleep,
+                 rng: random.Random | None = None) -> None:
+        self.inner = inner
+        self.policy = policy or RetryPolicy()
+        self.gate = gate or SyncPauseGate(sleep=sleep)
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self.attempts = 0
+        self.retries = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            self.gate.wait()
+            self.attempts += 1
+            try:
+                response = self.inner.handle_request(request)
+            except (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError) as exc:
+                if attempt > self.policy.max_retries or request.method not in IDEMPOTENT:
+                    raise
+                delay = self.policy.backoff(attempt, self._rng)
+                log.warning("attempt #%d %s %s failed (%s); retrying in %.2fs", attempt, request.method,
+                            request.url.path, type(exc).__name__, delay)
+                status = 0
+            else:
+                status = response.status_code
+                _observe("response", request.method, status, 0.0)
+                retry_after = retry_after_seconds(response.headers.get("retry-after"))
+                if status in THROTTLED and retry_after is not None:
+                    self.gate.pause(min(retry_after, MAX_RETRY_AFTER))
+                wait = retry_delay(request.method, status, retry_after, attempt=attempt, policy=self.policy,
+                                   rng=self._rng)
+                if wait is None:
+                    return response
+                response.read()
+                response.close()
+                delay = wait
+                log.info("attempt #%d %s %s got %d; retrying in %.2fs", attempt, request.method,
+                         request.url.path, status, delay)
+            self.retries += 1
+            _observe("wait", request.method, status, delay)
+            self._sleep(delay)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def mount_retrying(session: requests.Session, policy: RetryPolicy, gate: SyncPauseGate | None = None,
+                   **kwargs: Any) -> RetryingAdapter:
+    """Mount a ``RetryingAdapter`` on ``session`` for https:// and http:// and return it."""
+    adapter = RetryingAdapter(policy, gate=gate, **kwargs)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return adapter

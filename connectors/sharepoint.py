@@ -13,8 +13,9 @@ translates its errors; callers use the context's API.
   (``office365/runtime/client_request.py``, ``transport/requests_transport.py``: a per-request
   ``verify`` wins, then the transport's). We pass a ``trust_env=False`` session that trusts
   ``endpoints.ca_path`` and the same path as ``verify``, so ``REQUESTS_CA_BUNDLE`` cannot override it.
-* Retries: none (office365 runs a query once unless ``with_auto_retry`` is called). SharePoint
-  throttling is handled by the cycle for now; see ``connectors.graph`` for the Graph policy.
+* Retries: the project's one policy (``connectors.retrying.RetryingAdapter``) is mounted on that
+  session; office365's own ``with_auto_retry`` stays off. A 429/503 with Retry-After pauses every
+  SharePoint request of the process (one gate, ``SHAREPOINT_GATE``) until it has passed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from office365.sharepoint.client_context import ClientContext
 from config.settings import Settings
 from connectors.auth import Authenticator, Resource, new_requests_session
 from connectors.errors import ServiceError, parse_retry_after
+from connectors.retrying import RetryPolicy, SyncPauseGate, mount_retrying
+
+#: SharePoint throttles per app and tenant, not per context: one pause for the whole process.
+SHAREPOINT_GATE = SyncPauseGate()
 
 __all__ = ["build_sharepoint_context", "from_client_request_exception"]
 
@@ -34,8 +39,12 @@ def build_sharepoint_context(settings: Settings, authenticator: Authenticator) -
     authenticator.require_accepted(Resource.SHAREPOINT)
     ca_path = settings.endpoints.ca_path
     ctx = ClientContext(settings.endpoints.site_url)
+    session = new_requests_session(ca_path)
+    http = settings.http
+    mount_retrying(session, RetryPolicy(max_retries=http.max_retries, base_delay=http.retry_delay_seconds,
+                                        max_concurrency=http.max_concurrency), SHAREPOINT_GATE)
     ctx.with_transport(
-        session=new_requests_session(ca_path),
+        session=session,
         verify=str(ca_path) if ca_path else None,
         timeout=(settings.http.connect_timeout_seconds, settings.http.timeout_seconds),
     )

@@ -12,7 +12,11 @@ Reading is cheap by design (issue #3 benchmark): each parent of governed folders
 with ``Folders?$expand=ListItemAllFields/RoleAssignments/Member,…/RoleDefinitionBindings`` —
 HasUniqueRoleAssignments and every role assignment of every child in one request — and all site
 groups with their users in one more. Principal ids and role-definition ids seen while reading are
-cached for the writes.
+cached for the writes. The listing's ``$expand`` reaches one level further (each child's own
+``Folders`` and ``Files`` with their role assignments), so the subfolders and files directly inside
+every governed folder are scanned for unique permissions and sharing links in the same request:
+``undeclared()`` returns those that are not governed. Stale groups come from the same group listing
+(``read_groups(names, patterns)``); ``delete_group`` removes one by id.
 
 Classification (anchors §1.1 "Noise in ACLs"): a member whose login starts with
 ``SharingLinks.`` is a sharing link, never an ordinary grant; a ``Limited Access`` binding is
@@ -24,7 +28,8 @@ drive id, or when Graph does not show the link, the link group's role assignment
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Mapping, Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -36,15 +41,19 @@ from office365.sharepoint.client_context import ClientContext
 
 from bot.model import LIMITED_ACCESS, ActualFolder, ActualGroup, Link, user_key
 from config.settings import Settings
-from connectors.auth import Authenticator, Resource, ssl_verify
+from connectors.auth import Authenticator
 from connectors.errors import NotFound
+from connectors.graph import build_sync_graph_client
 from connectors.sharepoint import build_sharepoint_context, from_client_request_exception
 
 __all__ = ["EXPAND", "SharePointPermissions", "build_site_permissions", "principal_key"]
 
-#: One listing per parent: every child's HasUniqueRoleAssignments and role assignments.
-EXPAND = ("ListItemAllFields/RoleAssignments/Member,ListItemAllFields/RoleAssignments/RoleDefinitionBindings,"
-          "ListItemAllFields/HasUniqueRoleAssignments")
+#: One listing per parent: every child's HasUniqueRoleAssignments and role assignments, and the same for
+#: the child's own subfolders and files (one level below each governed folder: undeclared items there are
+#: scanned for unique permissions and links without another request).
+_ITEM = ("ListItemAllFields/RoleAssignments/Member,ListItemAllFields/RoleAssignments/RoleDefinitionBindings,"
+         "ListItemAllFields/HasUniqueRoleAssignments")
+EXPAND = ",".join([_ITEM, *(f"{below}/{part}" for below in ("Folders", "Files") for part in _ITEM.split(","))])
 _NOMETADATA = "application/json;odata=nometadata"
 _VERBOSE = "application/json;odata=verbose"
 
@@ -85,6 +94,8 @@ class SharePointPermissions:
         self._logins: dict[str, str] = {}
         self._roles: dict[str, int] | None = None
         self._self: set[str] = set()
+        self._undeclared: dict[str, ActualFolder] = {}
+        self._files: set[str] = set()
 
     # ------------------------------------------------------------------------------------------ http
     def _send(self, method: str, path: str, body: Any = None, *, accept: str = _NOMETADATA) -> Any:
@@ -107,6 +118,8 @@ class SharePointPermissions:
         return f"web/GetFolderByServerRelativeUrl('{_q(full)}')"
 
     def _item(self, path: str) -> str:
+        if path in self._files:  # an undeclared file seen by the last read_folders
+            return f"web/GetFileByServerRelativeUrl('{_q(f'{self.library}/{path}')}')/ListItemAllFields"
         return self._folder(path) + "/ListItemAllFields"
 
     def _role_id(self, level: str) -> int:
@@ -120,6 +133,8 @@ class SharePointPermissions:
         wanted = set(paths)
         parents = sorted({p.rsplit("/", 1)[0] if "/" in p else "" for p in wanted}, key=lambda p: p.count("/"))
         found: dict[str, ActualFolder] = {}
+        undeclared: dict[str, ActualFolder] = {}
+        files: set[str] = set()
         for parent in parents:
             if parent and parent not in found and parent in wanted:
                 continue  # the parent is governed and missing: so are its children
@@ -129,9 +144,23 @@ class SharePointPermissions:
                 continue
             for child in _results(listing.get("value", listing)):
                 path = f"{parent}/{child['Name']}" if parent else str(child["Name"])
-                if path in wanted:
-                    found[path] = self._parse_folder(path, child.get("ListItemAllFields") or {})
+                if path not in wanted:
+                    continue
+                found[path] = self._parse_folder(path, child.get("ListItemAllFields") or {})
+                for kind in ("Folders", "Files"):
+                    for below in _results(child.get(kind)):
+                        sub = f"{path}/{below['Name']}"
+                        item = below.get("ListItemAllFields") or {}
+                        if sub in wanted or not item.get("HasUniqueRoleAssignments"):
+                            continue
+                        undeclared[sub] = self._parse_folder(sub, item)
+                        if kind == "Files":
+                            files.add(sub)
+        self._undeclared, self._files = undeclared, files
         return found
+
+    def undeclared(self) -> Mapping[str, ActualFolder]:
+        return dict(self._undeclared)
 
     def _parse_folder(self, path: str, item: Mapping[str, Any]) -> ActualFolder:
         grants: set[tuple[str, str]] = set()
@@ -157,15 +186,16 @@ class SharePointPermissions:
         return ActualFolder(path, bool(item.get("HasUniqueRoleAssignments")), frozenset(grants),
                             frozenset(links), frozenset(limited))
 
-    def read_groups(self, names: Sequence[str]) -> Mapping[str, ActualGroup]:
+    def read_groups(self, names: Sequence[str], patterns: Sequence[str] = ()) -> Mapping[str, ActualGroup]:
         wanted = set(names)
+        managed = [re.compile(p) for p in patterns]
         listing = self._send("GET", "web/sitegroups?$expand=Users")
         found: dict[str, ActualGroup] = {}
         for g in _results(listing.get("value", listing)):
             title = str(g["Title"])
             self._groups[title] = int(g["Id"])
             self._principals[title] = int(g["Id"])
-            if title not in wanted:
+            if title not in wanted and not any(m.match(title) for m in managed):
                 continue
             members: dict[str, str] = {}
             for u in _results(g.get("Users")):
@@ -183,6 +213,12 @@ class SharePointPermissions:
         created = self._send("POST", "web/sitegroups",
                              {"__metadata": {"type": "SP.Group"}, "Title": name, "Description": description})
         self._groups[name] = self._principals[name] = int(created["Id"])
+
+    def delete_group(self, name: str) -> None:
+        group_id = self._groups[name]
+        self._send("POST", f"web/sitegroups/removebyid({group_id})")
+        del self._groups[name]
+        self._principals.pop(name, None)
 
     def _ensure_user(self, person: str) -> str:
         login = self._logins.get(person)
@@ -256,25 +292,11 @@ class SharePointPermissions:
         return deleted.status_code == 204
 
 
-class _GraphBearer(httpx.Auth):
-    """A Graph token from our authenticator on every request (cached by it until near expiry)."""
-
-    def __init__(self, authenticator: Authenticator) -> None:
-        self._auth = authenticator
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = "Bearer " + self._auth.access_token(Resource.GRAPH)
-        yield request
-
-
 def build_site_permissions(settings: Settings, authenticator: Authenticator, *, library: str) -> SharePointPermissions:
     """The SharePoint connector for ``library`` of ``settings.endpoints.site_url``, with a small Graph
     client (our CA, no environment overrides) for deleting sharing links."""
     endpoints = settings.endpoints
-    graph = httpx.Client(base_url=endpoints.graph_url, verify=ssl_verify(endpoints.ca_path),
-                         trust_env=endpoints.ca_path is None, auth=_GraphBearer(authenticator),
-                         timeout=httpx.Timeout(settings.http.timeout_seconds,
-                                               connect=settings.http.connect_timeout_seconds))
+    graph = build_sync_graph_client(settings, authenticator)
     ctx = build_sharepoint_context(settings, authenticator)
     return SharePointPermissions(ctx, library=library, client_id=settings.auth.client_id, graph=graph,
                                  drive_id=endpoints.drive_id)

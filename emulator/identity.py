@@ -209,6 +209,11 @@ class Identity:
                       SHAREPOINT_APP_ID}
         if resource in sharepoint:
             return self.sharepoint_resource(self.tenant.base_url), "sharepoint"
+        api = self.tenant.state.api_for_resource(resource)
+        if api is not None:
+            # An API exposed by an app registration: v1 tokens (the default accessTokenAcceptedVersion)
+            # carry the resource as requested in ``aud``: the Application ID URI or the client id.
+            return resource, f"api:{api[0]}"
         raise HttpError(400, "invalid_resource",
                         f"AADSTS500011: The resource principal named {resource} was not found in the tenant "
                         f"named {self.tenant.tenant_id}. This can happen if the application has not been "
@@ -255,7 +260,7 @@ class Identity:
             raise HttpError(401, "invalid_client",
                             "AADSTS7000218: The request body must contain the following parameter: "
                             "'client_assertion' or 'client_secret'.")
-        audience, _surface = self.resource_for_scope(form.get("scope", ""), base_url)
+        audience, surface = self.resource_for_scope(form.get("scope", ""), base_url)
         lifetime = self.tenant.config.token_lifetime
         now = int(time.time())
         claims = {
@@ -266,6 +271,14 @@ class Identity:
             "roles": list(app.roles), "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, app.client_id)),
             "tid": self.tenant.tenant_id, "uti": _b64url(uuid.uuid4().bytes), "ver": "1.0",
         }
+        if surface.startswith("api:"):
+            # For an app's own API, ``roles`` holds the app roles granted to the client on that API
+            # (app role assignments), and is absent when none is granted.
+            granted = self.tenant.state.assigned_roles(app.client_id, surface[4:])
+            if granted:
+                claims["roles"] = granted
+            else:
+                del claims["roles"]
         access_token = jwt.encode(claims, self._signing_key, algorithm="RS256",
                                   headers={"kid": self.kid, "x5t": self.kid, "typ": "JWT"})
         return {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,

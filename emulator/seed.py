@@ -91,6 +91,7 @@ def seed_cartif(tenant: Tenant) -> dict[str, Any]:
             ("bot", "cartif-bot", BOT_ROLES, False),
             ("unprivileged", "cartif-unprivileged", ("Sites.Selected",), False),
             ("admin", "cartif-tenant-admin", ("Sites.FullControl.All", "User.Read.All", "Group.Read.All"), True),
+            ("secretariat", "cartif-secretariat", (), True),
         ):
             client_id = str(uuid.uuid4())
             pem_with_key, cert_pem = make_app_certificate(name)
@@ -103,6 +104,11 @@ def seed_cartif(tenant: Tenant) -> dict[str, Any]:
                 state.set_meta(f"app:{key}:secret", secret)
             apps[key] = client_id
         state.add_site_grant(site.id, apps["bot"], "cartif-bot", ["fullcontrol"])
+        # The bot's registration exposes its API (api://{client id}) with the app role Sync.Trigger;
+        # the secretariat's app is granted it, so it can trigger a sync on a running service.
+        state.expose_api(apps["bot"], f"api://{apps['bot']}", ["Sync.Trigger"])
+        state.set_meta("app:bot:app_id_uri", f"api://{apps['bot']}")
+        state.assign_app_role(apps["secretariat"], apps["bot"], "Sync.Trigger")
 
         everyone = state.add_group("CARTIF Negotiators", "cartif-negotiators",
                                    description="Everyone taking part in the CARTIF negotiations")
@@ -167,6 +173,10 @@ def connection_file(tenant: Tenant) -> dict[str, Any]:
         "admin_client_id": meta("app:admin:client_id"),
         "admin_client_secret": meta("app:admin:secret"),
         "admin_certificate_path": meta("app:admin:certificate_path"),
+        "api_app_id_uri": meta("app:bot:app_id_uri"),
+        "secretariat_client_id": meta("app:secretariat:client_id"),
+        "secretariat_client_secret": meta("app:secretariat:secret"),
+        "secretariat_certificate_path": meta("app:secretariat:certificate_path"),
         "ca_path": str(tenant.identity.ca_path),
         "graph_scope": "https://graph.microsoft.com/.default",
         "sharepoint_scope": f"{base}/.default",

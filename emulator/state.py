@@ -42,6 +42,11 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS apps(
     client_id TEXT PRIMARY KEY, display_name TEXT NOT NULL, cert_pem TEXT,
     secret_sha256 TEXT, roles TEXT NOT NULL DEFAULT '[]');
+CREATE TABLE IF NOT EXISTS app_apis(
+    identifier_uri TEXT PRIMARY KEY, client_id TEXT NOT NULL, roles TEXT NOT NULL DEFAULT '[]');
+CREATE TABLE IF NOT EXISTS app_role_assignments(
+    client_id TEXT NOT NULL, resource_client_id TEXT NOT NULL, role TEXT NOT NULL,
+    PRIMARY KEY(client_id, resource_client_id, role));
 CREATE TABLE IF NOT EXISTS site_grants(
     id TEXT PRIMARY KEY, site_id TEXT NOT NULL, client_id TEXT NOT NULL,
     display_name TEXT NOT NULL, roles TEXT NOT NULL);
@@ -542,6 +547,24 @@ class State:
     def app_site_roles(self, client_id: str, site_id: str) -> set[str]:
         row = self.q1("SELECT roles FROM site_grants WHERE site_id=? AND client_id=?", (site_id, client_id))
         return set(json.loads(row["roles"])) if row else set()
+
+    def expose_api(self, client_id: str, identifier_uri: str, roles: Sequence[str]) -> None:
+        """An app registration exposes an API: its Application ID URI and the app roles it defines."""
+        self.x("INSERT OR REPLACE INTO app_apis VALUES(?,?,?)", (identifier_uri, client_id, json.dumps(list(roles))))
+
+    def api_for_resource(self, resource: str) -> tuple[str, str, tuple[str, ...]] | None:
+        """(client id, identifier URI, defined roles) of the API a scope's resource names: its
+        Application ID URI, or its client id (both are valid resource identifiers in Entra ID)."""
+        row = self.q1("SELECT * FROM app_apis WHERE identifier_uri=? OR client_id=? LIMIT 1", (resource, resource))
+        return (row["client_id"], row["identifier_uri"], tuple(json.loads(row["roles"]))) if row else None
+
+    def assign_app_role(self, client_id: str, resource_client_id: str, role: str) -> None:
+        """Grant (admin consent) an app role of an API to a client app's service principal."""
+        self.x("INSERT OR REPLACE INTO app_role_assignments VALUES(?,?,?)", (client_id, resource_client_id, role))
+
+    def assigned_roles(self, client_id: str, resource_client_id: str) -> list[str]:
+        return [r["role"] for r in self.q("SELECT role FROM app_role_assignments WHERE client_id=? AND "
+                                          "resource_client_id=? ORDER BY role", (client_id, resource_client_id))]
 
     def app_by_display_name(self, display_name: str) -> App | None:
         """The app registered under ``display_name`` (how createdBy names an app-only caller)."""

@@ -24,6 +24,11 @@ What the run checks (``evaluate``), in the order the flow meets them:
   * ``body``, when present, an array of elements.
 
 Each card of a valid envelope becomes one channel message (the foreach posts them one by one).
+
+The channel page renders each posted card the way Teams does, with Microsoft's own renderer (npm
+``adaptivecards``, installed into ``emulator/web`` by ``./run`` and served from there at
+``/teams/static/adaptivecards.min.js``: no CDN, the page works offline); the card JSON stays one
+click away under each card. Without the renderer installed the page shows the JSON only.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import html
 import json
 import re
 import secrets
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -52,6 +58,8 @@ _FOREACH = ("Action 'Send_each_adaptive_card' failed: The execution of template 
             "'@triggerOutputs()?['body']?['attachments']' is of type '{kind}'. "
             "The result must be a valid array.")
 _UNDISPLAYABLE = "We're sorry, this card couldn't be displayed"
+#: Microsoft's Adaptive Cards renderer, installed by ``./run`` (npm ci in emulator/web; see package.json).
+RENDERER = Path(__file__).with_name("web") / "node_modules" / "adaptivecards" / "dist" / "adaptivecards.min.js"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,6 +216,39 @@ th{background:#fafafa;font-weight:600;font-size:13px;color:#616161}td.n{text-ali
 .reason{margin:8px 0 0;color:#a4262c;font-size:14px}
 pre{background:#f7f7f9;border:1px solid #eee;border-radius:6px;padding:10px;overflow:auto;font-size:12.5px;
 max-height:420px;margin:10px 0 0}.empty{color:#616161;font-style:italic}code{font-size:13px}
+.card-host{margin:12px 0 0;max-width:560px;border:1px solid #e1dfdd;border-radius:6px;overflow:hidden}
+details{margin:8px 0 0;font-size:13px;color:#616161}
+/* the renderer's FactSet is a table: keep the page's table style off it */
+.card-host table{width:auto;box-shadow:none;border-radius:0;background:none}
+.card-host td,.card-host th{border-bottom:none;padding:0 12px 2px 0}
+.ac-pushButton{background:#fff;border:1px solid #d1d1d1;border-radius:4px;padding:5px 14px;
+font:600 14px 'Segoe UI',system-ui,sans-serif;color:#242424;cursor:pointer}
+"""
+
+
+#: Renders every ``.card-host`` with the official renderer; a minimal Markdown (bold, escapes) as Teams does.
+_RENDER_SCRIPT = """
+<script src="/teams/static/adaptivecards.min.js"></script>
+<script>
+(function () {
+  if (!window.AdaptiveCards) { return; }
+  function esc(t) { return t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
+  AdaptiveCards.AdaptiveCard.onProcessMarkdown = function (text, result) {
+    var html = esc(text).replace(/\\*\\*(.+?)\\*\\*/g, "<strong>$1</strong>").replace(/\\\\(.)/g, "$1");
+    result.outputHtml = html; result.didProcess = true;
+  };
+  var hostConfig = new AdaptiveCards.HostConfig({fontFamily: "'Segoe UI', system-ui, sans-serif"});
+  document.querySelectorAll(".card-host").forEach(function (el) {
+    try {
+      var card = new AdaptiveCards.AdaptiveCard();
+      card.hostConfig = hostConfig;
+      card.parse(JSON.parse(el.getAttribute("data-card")));
+      var rendered = card.render();
+      if (rendered) { el.appendChild(rendered); }
+    } catch (e) { el.textContent = "We're sorry, this card couldn't be displayed"; }
+  });
+})();
+</script>
 """
 
 
@@ -249,17 +290,32 @@ async def channel_page(ctx: Ctx) -> Resp:
         if len(text) > 40_000:
             text = text[:40_000] + "\n… (truncated)"
         reason = f'<p class="reason">{html.escape(m["reason"])}</p>' if m["reason"] else ""
+        rendered = ""
+        if view["card"] is not None and m["status"] == "posted" and RENDERER.is_file():
+            data = html.escape(json.dumps(view["card"], ensure_ascii=False), quote=True)
+            rendered = f'<div class="card-host" data-card="{data}"></div>'
+        source = (f"<details><summary>card JSON</summary><pre>{html.escape(text)}</pre></details>" if rendered
+                  else f"<pre>{html.escape(text)}</pre>")
         parts.append(f'<article class="msg"><div class="meta"><span class="badge {html.escape(m["status"])}">'
                      f'{html.escape(m["status"])}</span><span>#{m["id"]}</span>'
                      f'<span>{html.escape(m["received_at"])}</span><span>{m["size"]} bytes</span></div>'
-                     f"{reason}<pre>{html.escape(text)}</pre></article>")
+                     f"{reason}{rendered}{source}</article>")
     body = "".join(parts) or '<p class="empty">No messages yet.</p>'
-    return _page(channel["display_name"], body)
+    return _page(channel["display_name"], body + (_RENDER_SCRIPT if RENDERER.is_file() else ""))
+
+
+async def renderer(ctx: Ctx) -> Resp:
+    if not RENDERER.is_file():
+        raise HttpError(404, "RendererNotInstalled", "The Adaptive Cards renderer is not installed: run ./run "
+                        "(it runs npm ci in emulator/web).")
+    return Resp(200, RENDERER.read_bytes(), [("content-type", "application/javascript; charset=utf-8"),
+                                              ("cache-control", "max-age=3600")])
 
 
 def register(router: Router) -> None:
     router.add("POST", r"/teams/webhooks/(?P<webhook_id>[^/]+)", webhook, name="teams.webhook",
                surface="teams")
+    router.add("GET", r"/teams/static/adaptivecards\.min\.js", renderer, name="teams.renderer", surface="teams")
     router.add("GET", r"/teams/?", index_page, name="teams.index", surface="teams")
     router.add("GET", r"/teams/api/(?P<channel>[^/]+)/messages", api_messages, name="teams.api.messages",
                surface="teams")

@@ -180,7 +180,7 @@ def _cli_sync(tenant_info: dict[str, Any], data_dir: Path,
     env.update({"CARTIF_TENANT_FILE": str(Path(tenant_info["data_dir"]) / "tenant.json"),
                 "CARTIF_STORE__DATA_DIR": str(data_dir)})
     if crash_at:
-        env["CARTIF_BOT_TEST_CRASH_AT"] = crash_at
+        env["CARTIF_SYNC__CRASH_AT"] = crash_at  # the test-only setting SyncSettings.crash_at
     return subprocess.run([sys.executable, "-m", "bot", "sync", "--json"], env=env, cwd=ROOT, text=True,
                           capture_output=True, timeout=60, check=False)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,8 +160,14 @@ class Store:
         return int(count or 0)
 
     def commit_sync(self, drive_id: str, *, items: Sequence[TrackedItem], changes: Sequence[ChangeRecord],
-                    delta_link: str, expected_link: str | None) -> list[ChangeRecord]:
+                    delta_link: str, expected_link: str | None,
+                    outbox: Callable[[Sequence[ChangeRecord]], Iterable[tuple[str, str, Any]]] | None = None,
+                    ) -> list[ChangeRecord]:
         """Write a cycle's results atomically: items, change events and the new cursor.
+
+        ``outbox``, when given, maps the stored records (with ids) to outbox messages
+        (channel, idempotency key, payload) written in the SAME transaction (bot.notices: change
+        references for Teams notices); a key already present is skipped.
 
         ``expected_link`` is the cursor the cycle started from (None: none); if the stored one
         differs, another sync got there first and ``CursorMoved`` is raised with nothing written.
@@ -183,6 +189,12 @@ class Store:
                     classification=json.dumps(record.classification, sort_keys=True),
                     by_self=record.by_self)).inserted_primary_key
                 stored.append(_replace_id(record, int(new_id[0]) if new_id else None))
+            for channel, key, payload in (outbox(stored) if outbox is not None else ()):
+                if not conn.execute(sa.select(schema.outbox.c.id).where(
+                        schema.outbox.c.idempotency_key == key)).first():
+                    conn.execute(schema.outbox.insert().values(
+                        created_at=now, channel=channel, idempotency_key=key,
+                        payload=json.dumps(payload, sort_keys=True), attempts=0, status="pending"))
             _upsert(conn, schema.cursors, [{"drive_id": drive_id, "delta_link": delta_link, "updated_at": now}],
                     ("drive_id",))
         return stored
@@ -246,16 +258,21 @@ class Store:
             conn.execute(schema.subscriptions.delete().where(schema.subscriptions.c.id == sub_id))
 
     # ------------------------------------------------------------------------------------------ outbox
-    def enqueue(self, channel: str, idempotency_key: str, payload: Any) -> bool:
-        """Add a message unless one with the same key exists; True when added."""
-        with self.engine.begin() as conn:
-            exists = conn.execute(sa.select(schema.outbox.c.id).where(
-                schema.outbox.c.idempotency_key == idempotency_key)).first()
-            if exists:
-                return False
-            conn.execute(schema.outbox.insert().values(
-                created_at=utc_now(), channel=channel, idempotency_key=idempotency_key,
-                payload=json.dumps(payload, sort_keys=True), attempts=0, status="pending"))
+    def enqueue(self, channel: str, idempotency_key: str, payload: Any, *, conn: Connection | None = None) -> bool:
+        """Add a message unless one with the same key exists; True when added.
+
+        With ``conn`` (an open transaction) the message commits or rolls back with the caller's
+        other writes — a register entry and its circulation event go in together."""
+        if conn is None:
+            with self.engine.begin() as own:
+                return self.enqueue(channel, idempotency_key, payload, conn=own)
+        exists = conn.execute(sa.select(schema.outbox.c.id).where(
+            schema.outbox.c.idempotency_key == idempotency_key)).first()
+        if exists:
+            return False
+        conn.execute(schema.outbox.insert().values(
+            created_at=utc_now(), channel=channel, idempotency_key=idempotency_key,
+            payload=json.dumps(payload, sort_keys=True), attempts=0, status="pending"))
         return True
 
     def outbox(self, status: str | None = "pending") -> list[OutboxMessage]:

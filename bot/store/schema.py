@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
-__all__ = ["audit", "changes", "cursors", "items", "metadata", "outbox", "subscriptions"]
+__all__ = ["audit", "changes", "cursors", "items", "metadata", "outbox", "register", "subscriptions"]
 
 metadata = MetaData()
 
@@ -101,4 +101,42 @@ outbox = Table(
     Column("last_error", Text, nullable=True),
     UniqueConstraint("idempotency_key", name="uq_outbox_idempotency_key"),
     Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+#: The document register (migration 0002): one row per circulated text, keyed by its symbol.
+#: ``(series, content_sha256)`` is unique so that circulating the same content twice finds the
+#: existing entry instead of assigning a new symbol; ``text_json``/``brackets_json`` keep the
+#: extracted text and its bracket analysis so ``register show/diff`` need no download.
+register = Table(
+    "document_register", metadata,
+    Column("symbol", String(200), primary_key=True),
+    Column("series", String(64), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("revises", String(200), nullable=True),
+    Column("title", Text, nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("source_drive_id", String(128), nullable=False),
+    Column("source_item_id", String(128), nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("source_version_id", String(64), nullable=True),
+    Column("source_etag", Text, nullable=True),
+    Column("archive_item_id", String(128), nullable=False),
+    Column("archive_path", Text, nullable=False),
+    Column("archive_url", Text, nullable=False),
+    Column("redline_path", Text, nullable=True),
+    Column("redline_url", Text, nullable=True),
+    Column("register_item_id", String(128), nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("restricted", Boolean, nullable=False),
+    Column("derestricted_at", String(40), nullable=True),
+    Column("derestricted_by", Text, nullable=True),
+    Column("circulated_at", String(40), nullable=False),
+    Column("circulated_by", Text, nullable=False),
+    Column("text_json", Text, nullable=False),
+    Column("brackets_json", Text, nullable=False),
+    Column("comparison_json", Text, nullable=True),
+    UniqueConstraint("series", "content_sha256", name="uq_document_register_content"),
+    Index("ix_document_register_series", "series", "number"),
 )

@@ -260,9 +260,9 @@ def test_nothing_set_names_the_first_variable_and_counts_the_rest() -> None:
     ("CARTIF_ENDPOINTS__SHAREPOINT_SCOPE", "https://contoso.sharepoint.com",
      "CARTIF_ENDPOINTS__SHAREPOINT_SCOPE: invalid ('https://contoso.sharepoint.com': app-only scopes are "
      "RESOURCE/.default) — the OAuth scope of SharePoint REST tokens (RESOURCE/.default)"),
-    ("CARTIF_SCHEDULE__INTERVAL_SECONDS", "5",
-     "CARTIF_SCHEDULE__INTERVAL_SECONDS: invalid ('5': Input should be greater than or equal to 30) — "
-     "seconds between the starts of two reconcile cycles, at least 30"),
+    ("CARTIF_SCHEDULE__INTERVAL_SECONDS", "0",
+     "CARTIF_SCHEDULE__INTERVAL_SECONDS: invalid ('0': Input should be greater than or equal to 1) — "
+     "seconds between the starts of two reconcile cycles, at least 1"),
     ("CARTIF_TEAMS__TIME_ZONE", "Mars/Olympus",
      "CARTIF_TEAMS__TIME_ZONE: invalid ('Mars/Olympus': unknown IANA time zone) — the IANA time zone for "
      "dates and times in notices"),
