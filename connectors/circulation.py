@@ -25,16 +25,12 @@ The calls, each as Microsoft documents it (graph-api.md):
 
 from __future__ import annotations
 
-import json
 import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
-from office365.runtime.client_request_exception import ClientRequestException
-from office365.runtime.http.http_method import HttpMethod
-from office365.runtime.http.request_options import RequestOptions
 from office365.sharepoint.client_context import ClientContext
 
 from bot.circulation import DropFile, SourceFile, StoredFile
@@ -43,12 +39,10 @@ from config.structure import ALL_PARTICIPANTS, Structure, group_ref_kind
 from connectors.auth import Authenticator, ssl_verify
 from connectors.errors import Conflict, NotFound, ServiceError
 from connectors.graph import build_sync_graph_client
-from connectors.sharepoint import build_sharepoint_context, from_client_request_exception
+from connectors.sharepoint import build_sharepoint_context, rest_call
 
 __all__ = ["LIBRARY_COLUMNS", "REGISTER_COLUMNS", "SiteCirculation", "build_site_circulation"]
 
-_NOMETADATA = "application/json;odata=nometadata"
-_VERBOSE = "application/json;odata=verbose"
 #: Graph's simple upload is documented for files up to 4 MiB; above, an upload session.
 SIMPLE_UPLOAD_LIMIT = 4 * 1024 * 1024
 #: Upload-session fragments must be multiples of 320 KiB; 16 × 320 KiB = 5 MiB per request.
@@ -101,19 +95,7 @@ class SiteCirculation:
 
     # ------------------------------------------------------------------------------------------ plumbing
     def _sp(self, method: str, path: str, body: Any = None) -> Any:
-        headers = {"Accept": _NOMETADATA}
-        data: bytes | None = None
-        if body is not None:
-            headers["Content-Type"] = _VERBOSE
-            data = json.dumps(body).encode()
-        options = RequestOptions(url=f"{self.ctx.service_root_url}/{path}",
-                                 method=HttpMethod.Post if method == "POST" else HttpMethod.Get,
-                                 data=data, headers=headers)
-        try:
-            response = self.ctx.pending_request().execute_request_direct(options)
-        except ClientRequestException as exc:
-            raise from_client_request_exception(exc) from exc
-        return response.json() if response.content else None
+        return rest_call(self.ctx, method, path, body)
 
     def _g(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         response = self.graph.request(method, url, **kwargs)

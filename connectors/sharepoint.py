@@ -20,7 +20,12 @@ translates its errors; callers use the context's API.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from office365.runtime.client_request_exception import ClientRequestException
+from office365.runtime.http.http_method import HttpMethod
+from office365.runtime.http.request_options import RequestOptions
 from office365.sharepoint.client_context import ClientContext
 
 from config.settings import Settings
@@ -31,7 +36,12 @@ from connectors.retrying import RetryPolicy, SyncPauseGate, mount_retrying
 #: SharePoint throttles per app and tenant, not per context: one pause for the whole process.
 SHAREPOINT_GATE = SyncPauseGate()
 
-__all__ = ["build_sharepoint_context", "from_client_request_exception"]
+__all__ = ["NOMETADATA", "VERBOSE", "build_sharepoint_context", "from_client_request_exception", "rest_call"]
+
+#: SharePoint REST payload formats: answers without OData metadata; bodies in the verbose format
+#: (``__metadata``) every SharePoint version accepts.
+NOMETADATA = "application/json;odata=nometadata"
+VERBOSE = "application/json;odata=verbose"
 
 
 def build_sharepoint_context(settings: Settings, authenticator: Authenticator) -> ClientContext:
@@ -61,3 +71,21 @@ def from_client_request_exception(exc: ClientRequestException) -> ServiceError:
     return ServiceError.from_status(status, exc.code or "", exc.message or str(exc), surface="sharepoint",
                                     request_id=str(request_id),
                                     retry_after=parse_retry_after(headers.get("Retry-After")))
+
+
+def rest_call(ctx: ClientContext, method: str, path: str, body: Any = None, *, accept: str = NOMETADATA) -> Any:
+    """One SharePoint REST call on ``ctx`` (our token, the form digest on writes, the retry layer):
+    ``path`` is relative to ``_api/``; returns the parsed JSON answer or None; errors become ours."""
+    headers = {"Accept": accept}
+    data: bytes | None = None
+    if body is not None:
+        headers["Content-Type"] = VERBOSE
+        data = json.dumps(body).encode()
+    options = RequestOptions(url=f"{ctx.service_root_url}/{path}",
+                             method=HttpMethod.Post if method == "POST" else HttpMethod.Get,
+                             data=data, headers=headers)
+    try:
+        response = ctx.pending_request().execute_request_direct(options)
+    except ClientRequestException as exc:
+        raise from_client_request_exception(exc) from exc
+    return response.json() if response.content else None

@@ -27,16 +27,12 @@ drive id, or when Graph does not show the link, the link group's role assignment
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from office365.runtime.client_request_exception import ClientRequestException
-from office365.runtime.http.http_method import HttpMethod
-from office365.runtime.http.request_options import RequestOptions
 from office365.sharepoint.client_context import ClientContext
 
 from bot.model import LIMITED_ACCESS, ActualFolder, ActualGroup, Link, user_key
@@ -44,7 +40,7 @@ from config.settings import Settings
 from connectors.auth import Authenticator
 from connectors.errors import NotFound
 from connectors.graph import build_sync_graph_client
-from connectors.sharepoint import build_sharepoint_context, from_client_request_exception
+from connectors.sharepoint import NOMETADATA, build_sharepoint_context, rest_call
 
 __all__ = ["EXPAND", "SharePointPermissions", "build_site_permissions", "principal_key"]
 
@@ -54,8 +50,6 @@ __all__ = ["EXPAND", "SharePointPermissions", "build_site_permissions", "princip
 _ITEM = ("ListItemAllFields/RoleAssignments/Member,ListItemAllFields/RoleAssignments/RoleDefinitionBindings,"
          "ListItemAllFields/HasUniqueRoleAssignments")
 EXPAND = ",".join([_ITEM, *(f"{below}/{part}" for below in ("Folders", "Files") for part in _ITEM.split(","))])
-_NOMETADATA = "application/json;odata=nometadata"
-_VERBOSE = "application/json;odata=verbose"
 
 
 def principal_key(member: Mapping[str, Any]) -> str:
@@ -98,20 +92,8 @@ class SharePointPermissions:
         self._files: set[str] = set()
 
     # ------------------------------------------------------------------------------------------ http
-    def _send(self, method: str, path: str, body: Any = None, *, accept: str = _NOMETADATA) -> Any:
-        headers = {"Accept": accept}
-        data: bytes | None = None
-        if body is not None:
-            headers["Content-Type"] = _VERBOSE
-            data = json.dumps(body).encode()
-        options = RequestOptions(url=f"{self.ctx.service_root_url}/{path}",
-                                 method=HttpMethod.Post if method == "POST" else HttpMethod.Get,
-                                 data=data, headers=headers)
-        try:
-            response = self.ctx.pending_request().execute_request_direct(options)
-        except ClientRequestException as exc:
-            raise from_client_request_exception(exc) from exc
-        return response.json() if response.content else None
+    def _send(self, method: str, path: str, body: Any = None, *, accept: str = NOMETADATA) -> Any:
+        return rest_call(self.ctx, method, path, body, accept=accept)
 
     def _folder(self, path: str) -> str:
         full = f"{self.library}/{path}" if path else self.library
