@@ -4,7 +4,8 @@ We test these aspects: N changes made on the tenant (by another app) are reporte
 with kind, path and classification, and a second sync reports nothing; the bot's own writes are
 not reported; a 410 (injected token expiry) is followed by a resync that reports only the real
 differences; a 429 storm on the delta route loses nothing and no request is sent inside a
-Retry-After window; kill -9 before and after the commit neither loses nor duplicates a change.
+Retry-After window; kill -9 before and after the commit, and at random moments of real runs,
+neither loses nor duplicates a change.
 
 The tenant and its library are shared with other tests, so every assertion looks only at changes
 under the test's own ``unique`` folder.
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -206,3 +209,39 @@ async def test_kill_9_before_or_after_the_commit_loses_and_duplicates_nothing(
     assert [c for c in json.loads(rerun.stdout)["changes"] if c["path"].startswith(f"/{unique}")] == []
     with Store.open(settings.store.url) as store:
         assert mine(store.changes(), unique) == expected
+
+
+async def test_kill_9_at_random_moments_then_each_change_is_recorded_once(
+        tenant_info: dict[str, Any], editor: httpx.Client, admin: httpx.Client, unique: str,
+        tmp_path: Path) -> None:
+    # Not only at the two hooks: SIGKILL at seeded random moments of real runs (starting, authenticating,
+    # paging, committing; a run takes about 2 s here), with pages of 10 so a run spans many requests.
+    # Each round adds fresh changes, so later kills still land in runs with work to do.
+    settings = settings_for(tenant_info, tmp_path)
+    folder(editor, "", unique)
+    await sync_once(settings)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTIF_")}
+    env.update({"CARTIF_TENANT_FILE": str(Path(tenant_info["data_dir"]) / "tenant.json"),
+                "CARTIF_STORE__DATA_DIR": str(tmp_path), "CARTIF_SYNC__PAGE_SIZE": "10"})
+    rng = random.Random(20261203)
+    outcomes = []
+    for round_ in range(8):
+        admin.post("/seed", json={"generate": {"files": 15, "folders": 0, "depth": 1, "seed": round_,
+                                               "under": f"/{unique}/r{round_}"}}).raise_for_status()
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "sync", "--json"], env=env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 2.5))
+        proc.kill()
+        outcomes.append(proc.wait(timeout=30))
+    final = _cli_sync(tenant_info, tmp_path)
+    assert final.returncode == 0, final.stderr
+    expected = []
+    for round_ in range(8):
+        expected.append(("created", f"/{unique}/r{round_}", None))
+        listing = editor.get(f"/root:/{unique}/r{round_}:/children?$top=200").raise_for_status().json()["value"]
+        expected += [("created", f"/{unique}/r{round_}/{c['name']}", None) for c in listing]
+    assert len(expected) == 8 * 16
+    with Store.open(settings.store.url) as store:
+        recorded = mine(store.changes(), unique)
+    assert recorded == sorted(expected)  # each change once, none lost
+    assert -9 in outcomes  # at least one run really died mid-way (the others may have finished first)
