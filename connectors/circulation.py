@@ -16,6 +16,7 @@ The calls, each as Microsoft documents it (graph-api.md):
   which leaves Full Control for the calling app only (§3.4), and ``addroleassignment`` Read for
   every principal that holds a role on the source (its effective assignments: an inheriting
   item shows its parent's). Limited Access and sharing-link groups are not readers of the text;
+* drop folders — ``children`` pages, then the files' ``listItem/fields`` in ``$batch`` posts of 20;
 * columns — the library's fields through REST ``GetList(…)/fields`` (created if missing),
   values through ``PATCH …/listItem/fields`` (§2.15);
 * register list — ``POST /sites/{id}/lists`` with ``columns`` (created once), then REST
@@ -38,7 +39,7 @@ from config.settings import Settings
 from config.structure import ALL_PARTICIPANTS, Structure, group_ref_kind
 from connectors.auth import Authenticator, ssl_verify
 from connectors.errors import Conflict, NotFound, ServiceError
-from connectors.graph import build_sync_graph_client
+from connectors.graph import SyncGraphClient, build_sync_graph_client
 from connectors.sharepoint import build_sharepoint_context, rest_call
 
 __all__ = ["LIBRARY_COLUMNS", "REGISTER_COLUMNS", "SiteCirculation", "build_site_circulation"]
@@ -75,7 +76,7 @@ def _q(text: str) -> str:
 class SiteCirculation:
     """``CirculationSite`` on one site and library."""
 
-    def __init__(self, ctx: ClientContext, graph: httpx.Client, *, site_url: str, library: str, client_id: str,
+    def __init__(self, ctx: ClientContext, graph: SyncGraphClient, *, site_url: str, library: str, client_id: str,
                  site_id: str | None = None, drive_id: str | None = None, register_list: str = "Document register",
                  register_readers: Sequence[str] = (), owner_group: str | None = None,
                  verify: ssl.SSLContext | bool = True) -> None:
@@ -162,14 +163,13 @@ class SiteCirculation:
                 return []
             children.extend(_results(page))
             url = page.get("@odata.nextLink")
-        found: list[DropFile] = []
-        for child in children:
-            if "file" not in child:
-                continue
-            path = f"{folder.strip('/')}/{child['name']}"
-            fields = self._g("GET", f"/drives/{self.drive_id()}/items/{child['id']}/listItem/fields").json()
-            found.append(DropFile(path, str(child["name"]), fields.get("Symbol") or None))
-        return found
+        files = [child for child in children if "file" in child]
+        # One $batch per 20 files for their Symbol column, not one request each.
+        all_fields = self.graph.batch_get([f"/drives/{self.drive_id()}/items/{child['id']}/listItem/fields"
+                                           for child in files])
+        return [DropFile(f"{folder.strip('/')}/{child['name']}", str(child["name"]),
+                         (fields or {}).get("Symbol") or None)
+                for child, fields in zip(files, all_fields, strict=True)]
 
     def readers(self, path: str) -> dict[int, str]:
         """Principal id → login of everyone holding a role (other than Limited Access) on the file or folder."""

@@ -136,7 +136,10 @@ class Tenant:
                                 "invalidRequest" if req.path.startswith("/v1.0") else "itemNotFound",
                                 f"Resource not found for the segment '{req.path}'.")
             if route.surface not in ("admin",):
-                self.throttle.note_arrival(client_key)
+                if not in_batch:
+                    # The client chose when the $batch envelope left, not when the service reached each of
+                    # its sub-requests: only the envelope's arrival can be inside a Retry-After it was given.
+                    self.throttle.note_arrival(client_key)
                 fault = self.faults.pick(route.name, req.path, req.method)
                 if fault is not None:
                     injected = await self.faults.act(fault, self, transport_send)
@@ -175,7 +178,6 @@ class Tenant:
         resp.headers.append(("request-id", _request_id()))
         resp.headers.extend(self.throttle.rate_limit_headers(client_key))
         self.stats.record(req.method, route_name, resp.status, ru, client_key, time.perf_counter() - started)
-        del in_batch
         return resp
 
     def _changed_since(self, seq: int) -> None:
