@@ -67,6 +67,9 @@ class CirculationRequest:
     #: whose readers may read the archive copy: the source file (default), or for a drop-folder file
     #: the series' folder — the drop folder itself is the secretariat's, its readers are not the audience
     readers_of: str | None = None
+    #: where the user gave ``revises``, for messages: the CLI flag of the kind by default, or for a
+    #: dropped file its "Revises" column
+    revises_given_as: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -95,11 +98,13 @@ class StoredFile:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DropFile:
-    """A file in a "To circulate" folder; ``symbol`` is its Symbol column (set once circulated)."""
+    """A file in a "To circulate" folder; ``symbol`` is its Symbol column (set once circulated),
+    ``revises`` its Revises column (filled in by whoever dropped a revision: the symbol it revises)."""
 
     path: str
     name: str
     symbol: str | None
+    revises: str | None = None
 
 
 class CirculationSite(Protocol):
@@ -257,7 +262,8 @@ def _check_request(request: CirculationRequest, structure: Structure, store: Sto
             raise UserError("an original revises nothing: drop the symbol or choose --revises, --addendum-to or "
                             "--corrigendum-to")
         return series, None
-    flag = {"revision": "--revises", "addendum": "--addendum-to", "corrigendum": "--corrigendum-to"}[request.kind]
+    flag = request.revises_given_as or {"revision": "--revises", "addendum": "--addendum-to",
+                                         "corrigendum": "--corrigendum-to"}[request.kind]
     if not request.revises:
         raise UserError(f"{flag}: give the symbol of the circulated text")
     try:
@@ -268,8 +274,10 @@ def _check_request(request: CirculationRequest, structure: Structure, store: Sto
     if previous is None:
         raise UserError(f"{flag}: no text was circulated as {symbol}; see `cartif-bot register list`")
     if previous.series != series.code:
-        raise UserError(f"{flag}: {symbol} is in series {previous.series}, not {series.code}; use --series "
-                        f"{previous.series}")
+        home = structure.find_series(previous.series)
+        fix = (f"drop the file in {home.to_circulate!r} instead" if request.revises_given_as and home is not None
+               else f"use --series {previous.series}")
+        raise UserError(f"{flag}: {symbol} is in series {previous.series}, not {series.code}; {fix}")
     return series, previous
 
 
@@ -332,8 +340,11 @@ def circulate(request: CirculationRequest, *, structure: Structure, site: Circul
 
 def pickup(*, structure: Structure, site: CirculationSite, store: Store, now: str | None = None
            ) -> list[PickupOutcome]:
-    """Circulate every not-yet-circulated file in each series' "To circulate" folder, as an original
-    titled by its file name. One bad file is reported and skipped; the others go on."""
+    """Circulate every not-yet-circulated file in each series' "To circulate" folder, titled by its file
+    name: as the next revision of the symbol in its Revises column when one is filled in (the
+    secretariat drops "Rev.1" of a text by typing the text's symbol there), else as an original.
+    Addenda and corrigenda go through ``cartif-bot circulate``. One bad file (or a Revises naming
+    no registered text) is reported and skipped; the others go on."""
     from connectors.errors import ConnectorError
 
     outcomes: list[PickupOutcome] = []
@@ -341,8 +352,11 @@ def pickup(*, structure: Structure, site: CirculationSite, store: Store, now: st
         for drop in site.list_drop_folder(series.to_circulate):
             if drop.symbol:
                 continue  # circulated already (the bot set its Symbol column)
+            revises = (drop.revises or "").strip() or None
             request = CirculationRequest(drop.path, series.code, PurePosixPath(drop.name).stem,
-                                         readers_of=series.folder)
+                                         kind="revision" if revises else "original", revises=revises,
+                                         readers_of=series.folder,
+                                         revises_given_as=f"the Revises column of {drop.name}")
             try:
                 result = circulate(request, structure=structure, site=site, store=store, now=now)
             except (BotError, ConnectorError) as exc:

@@ -52,7 +52,8 @@ READ = "Read"
 FULL_CONTROL = "Full Control"
 LIMITED_ACCESS = "Limited Access"
 #: Columns the bot sets on circulated files and archive copies (SharePoint FieldTypeKind: 2 text, 4 date).
-LIBRARY_COLUMNS: dict[str, int] = {"Symbol": 2, "Revision": 2, "CirculatedOn": 4, "Status": 2}
+#: "Revises" is the one the secretariat fills in: on a file dropped to circulate, the symbol it revises.
+LIBRARY_COLUMNS: dict[str, int] = {"Symbol": 2, "Revision": 2, "CirculatedOn": 4, "Status": 2, "Revises": 2}
 #: Columns of the "Document register" list (Graph columnDefinition type facets).
 REGISTER_COLUMNS: dict[str, str] = {
     "Symbol": "text", "Series": "text", "Kind": "text", "Revises": "text", "Revision": "text",
@@ -154,6 +155,8 @@ class SiteCirculation:
                           modified_by=editor.get("email") or editor.get("displayName"))
 
     def list_drop_folder(self, folder: str) -> list[DropFile]:
+        # The columns exist before anything is circulated, so the secretariat can fill in "Revises".
+        self._ensure_library_columns()
         children: list[dict[str, Any]] = []
         url: str | None = f"{self._by_path(folder)}/children?$top=200"
         while url:
@@ -168,7 +171,7 @@ class SiteCirculation:
         all_fields = self.graph.batch_get([f"/drives/{self.drive_id()}/items/{child['id']}/listItem/fields"
                                            for child in files])
         return [DropFile(f"{folder.strip('/')}/{child['name']}", str(child["name"]),
-                         (fields or {}).get("Symbol") or None)
+                         (fields or {}).get("Symbol") or None, (fields or {}).get("Revises") or None)
                 for child, fields in zip(files, all_fields, strict=True)]
 
     def readers(self, path: str) -> dict[int, str]:

@@ -65,7 +65,8 @@ class FakeSite:
         return SourceFile(path, name, "drive", f"id:{path}", '"etag"', "1.0", f"https://x/{path}", self.files[path])
 
     def list_drop_folder(self, folder: str) -> list[DropFile]:
-        return [DropFile(p, p.rsplit("/", 1)[-1], self.columns.get(p, {}).get("Symbol"))
+        return [DropFile(p, p.rsplit("/", 1)[-1], self.columns.get(p, {}).get("Symbol"),
+                         self.columns.get(p, {}).get("Revises"))
                 for p in sorted(self.files) if p.rsplit("/", 1)[0] == folder]
 
     def write_protected_copy(self, path: str, content: bytes, *, readers_of: str) -> StoredFile:
@@ -191,6 +192,29 @@ def test_pickup_circulates_new_drops_once_and_reports_bad_ones(store: Store) -> 
     assert "Bad.pdf" in (outcomes[f"{WG}/To circulate/Bad.pdf"].error or "")
     again = pickup(structure=STRUCTURE, site=site, store=store)
     assert [o.path for o in again] == [f"{WG}/To circulate/Bad.pdf"]
+
+
+def test_a_drop_with_a_revises_column_is_circulated_as_the_next_revision(store: Store) -> None:
+    site = FakeSite()
+    site.files[f"{WG}/To circulate/Zero draft.txt"] = DRAFT
+    assert [o.result.entry.symbol for o in pickup(structure=STRUCTURE, site=site, store=store)  # type: ignore[union-attr]
+            ] == ["CARTIF/WG-TF/W/1"]
+    site.files[f"{WG}/To circulate/Zero draft, revised.txt"] = REVISION
+    site.columns[f"{WG}/To circulate/Zero draft, revised.txt"] = {"Revises": " CARTIF/WG-TF/W/1 "}
+    site.files[f"{WG}/To circulate/Typo.txt"] = REVISION + b"x"
+    site.columns[f"{WG}/To circulate/Typo.txt"] = {"Revises": "CARTIF/WG-TF/W/9"}
+    site.files["Plenary/To circulate/Wrong series.txt"] = REVISION + b"y"
+    site.columns["Plenary/To circulate/Wrong series.txt"] = {"Revises": "CARTIF/WG-TF/W/1"}
+    outcomes = {o.path: o for o in pickup(structure=STRUCTURE, site=site, store=store)}
+    revised = outcomes[f"{WG}/To circulate/Zero draft, revised.txt"].result
+    assert revised is not None and revised.entry.symbol == "CARTIF/WG-TF/W/1/Rev.1"
+    assert revised.entry.revises == "CARTIF/WG-TF/W/1" and revised.entry.redline_path
+    assert outcomes[f"{WG}/To circulate/Typo.txt"].error == (
+        "the Revises column of Typo.txt: no text was circulated as CARTIF/WG-TF/W/9; see `cartif-bot register list`")
+    assert outcomes["Plenary/To circulate/Wrong series.txt"].error == (
+        "the Revises column of Wrong series.txt: CARTIF/WG-TF/W/1 is in series WG-TF, not PLEN; drop the file in "
+        f"'{WG}/To circulate' instead")
+    assert [e.symbol for e in reg.entries(store)] == ["CARTIF/WG-TF/W/1", "CARTIF/WG-TF/W/1/Rev.1"]
 
 
 def test_register_output_and_derestriction(store: Store) -> None:
