@@ -19,12 +19,10 @@ office365-rest-python-client); the "other people" act through Graph as the tenan
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -81,15 +79,6 @@ class _Actor:
         self.client.close()
 
 
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.3)
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def _step_line(run: dict[str, Any]) -> list[str]:
     lines = []
     for step in run["steps"]:
@@ -110,7 +99,7 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def run(*, keep: bool = False, data_dir: Path = DEMO_DIR) -> int:
     """Play the scripted day against a fresh local tenant; with ``keep`` both stay up until Ctrl-C."""
-    from bot.service.showing import ServiceChild, _entra_token  # the service's own demo helpers
+    from bot.service.child import ServiceChild, child_env, entra_token
     from emulator.process import LocalTenantProcess  # the bot itself never needs the emulator
 
     started = time.monotonic()
@@ -126,22 +115,20 @@ def run(*, keep: bool = False, data_dir: Path = DEMO_DIR) -> int:
                 old.unlink()
     workdir.mkdir(parents=True, exist_ok=True)
     api_token = secrets.token_urlsafe(24)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTIF_")}
-    env.update({"CARTIF_TENANT_FILE": str(tenant_file), "CARTIF_STORE__URL": f"sqlite:///{workdir / 'store.sqlite3'}",
-                "CARTIF_SERVICE__PORT": "0", "CARTIF_SERVICE__API_TOKEN": api_token,
-                "CARTIF_SERVICE__LOG_FORMAT": "json", "CARTIF_SCHEDULE__INTERVAL_SECONDS": "3600",
-                # Cards go out in the cycle that saw the change (production default: a 2-minute digest window).
-                "CARTIF_TEAMS__DEBOUNCE_SECONDS": "0"})
+    env = child_env(tenant_file, workdir, api_token=api_token, extra={
+        "CARTIF_SCHEDULE__INTERVAL_SECONDS": "3600",
+        # Cards go out in the cycle that saw the change (production default: a 2-minute digest window).
+        "CARTIF_TEAMS__DEBOUNCE_SECONDS": "0"})
     service = ServiceChild(env, workdir)
     actor = _Actor(info)
     try:
         _say(f"  local tenant  {info['graph_url'].rsplit('/', 1)[0]}   connection file {tenant_file}")
-        url = service.start()
+        url = service.start().url
         _say(f"  service       cartif-bot run on {url}   (JSON logs: {service.log_path})\n")
-        api = httpx.Client(base_url=url, trust_env=False, timeout=30, headers={"authorization": f"Bearer {api_token}"})
+        api = service.client()
 
         _say("08:00  the service starts; its first cycle builds the declared structure")
-        first = _wait(lambda: api.get("/api/status").json()["last_cycles"], 900, "the start-up cycle")[-1]
+        first = service.wait_for(lambda: api.get("/api/status").json()["last_cycles"], 900, "the start-up cycle")[-1]
         for line in _step_line(api.get(f"/api/runs/{first['id']}").json()):
             _say(line)
 
@@ -166,12 +153,11 @@ def run(*, keep: bool = False, data_dir: Path = DEMO_DIR) -> int:
         _say("\n12:00  the secretariat triggers a manual sync with its Entra ID token (role Sync.Trigger)")
         anonymous = httpx.post(f"{url}/api/sync", trust_env=False, timeout=30)
         _say(f"      without a token → {anonymous.status_code}")
-        token = _entra_token(info)
-        answer = httpx.post(f"{url}/api/sync", headers={"authorization": f"Bearer {token}"}, trust_env=False,
-                            timeout=30)
+        with service.client(token=entra_token(info)) as secretariat:
+            answer = secretariat.post("/api/sync")
         run_id = answer.json()["run_id"]
         _say(f"      with its token  → {answer.status_code}, run {run_id}")
-        manual = _wait(lambda: (r := api.get(f"/api/runs/{run_id}").json())["done"] and r, 600, "the manual run")
+        manual = service.wait_run(run_id, 600)
         for line in _step_line(manual):
             _say(line)
 
@@ -183,8 +169,7 @@ def run(*, keep: bool = False, data_dir: Path = DEMO_DIR) -> int:
         for line in (rev1.stdout or rev1.stderr).strip().splitlines()[:6]:
             _say(f"      {line}")
         answer = api.post("/api/sync")
-        evening = _wait(lambda: (r := api.get(f"/api/runs/{answer.json()['run_id']}").json())["done"] and r, 600,
-                        "the evening run")
+        evening = service.wait_run(answer.json()["run_id"], 600)
         _say(f"      the next cycle ({evening['id']}) posts its notice: "
              + "; ".join(f"{s['name']} {s['status']}" for s in evening["steps"]))
 

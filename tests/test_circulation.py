@@ -42,21 +42,11 @@ from bot.ports import MemoryAuditLog
 from bot.store import Store
 from bot.store import register as reg
 from config.settings import Settings
-from config.structure import Structure, parse_structure
-from connectors.auth import Authenticator
+from config.structure import Structure
 from connectors.circulation import SiteCirculation, build_site_circulation
-from connectors.sharepoint_permissions import build_site_permissions
+from tests.sites import DELEGATIONS, own_structure, permission_site
 
-STRUCTURE = """
-version: 1
-roles:
-  chief_negotiator: {name: Chief Negotiator, groups: [chief_negotiators]}
-  delegate: {name: Delegate}
-  secretariat: {name: Secretariat, groups: [secretariat]}
-participants:
-  - {code: KAZ, name: Kazakhstan}
-  - {code: KGZ, name: Kyrgyz Republic}
-working_groups:
+STRUCTURE = DELEGATIONS + """working_groups:
   - {code: WG-TF, name: Trade facilitation, members: all, chair: KAZ}
 roster:
   - {person: aigerim.nurlanova@mti.gov.kz, country: KAZ, roles: [chief_negotiator], working_groups: [WG-TF]}
@@ -166,20 +156,18 @@ class Env:
 @pytest.fixture
 def env(tenant_info: dict[str, Any], unique: str, tmp_path: Path, graph_http: httpx.AsyncClient,
         sp_http: requests.Session) -> Iterator[Env]:
-    base = parse_structure(STRUCTURE).with_overrides(root=unique, prefix=f"{unique} ")
+    base = own_structure(STRUCTURE, unique)
     structure = base.model_copy(update={"series": base.series.model_copy(
         update={"register_list": f"{unique} Document register"})})
-    settings = Settings.load(env_file=None, tenant_file=Path(tenant_info["data_dir"]) / "tenant.json")
-    authenticator = Authenticator(settings)
-    # The permission cycle builds the folders and groups first, as in production.
-    perms = build_site_permissions(settings, authenticator, library=structure.library)
-    built = reconcile(build_desired(structure), perms, perms, MemoryAuditLog(), policy=GuardPolicy())
-    assert not built.failed
-    site = build_site_circulation(settings, authenticator, structure)
-    with Store.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
-        yield Env(structure, store, site, graph_http, tenant_info, unique, sp_http)
-    site.close()
-    authenticator.close()
+    with permission_site(tenant_info, structure) as perms:
+        # The permission cycle builds the folders and groups first, as in production.
+        built = reconcile(build_desired(structure), perms.connector, perms.connector, MemoryAuditLog(),
+                          policy=GuardPolicy())
+        assert not built.failed
+        site = build_site_circulation(perms.settings, perms.authenticator, structure)
+        with Store.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
+            yield Env(structure, store, site, graph_http, tenant_info, unique, sp_http)
+        site.close()
 
 
 async def test_a_draft_and_its_revision_are_circulated_archived_compared_and_registered(env: Env) -> None:
@@ -485,3 +473,23 @@ async def test_a_crash_before_the_store_commit_is_repaired_by_running_again(
     items = env.site.register_items()
     assert [i["id"] for i in items] == [result.entry.register_item_id]
     assert [m.idempotency_key for m in env.store.outbox()] == [reg.event_key("CARTIF/WG-TF/W/1")]
+
+
+async def test_a_revision_dropped_with_its_revises_column_filled_in_becomes_rev_1(env: Env) -> None:
+    await env.upload("Working groups/WG-TF/To circulate/Zero draft.txt", DRAFT.encode())
+    [first] = pickup(structure=env.structure, site=env.site, store=env.store)
+    assert first.result is not None and first.result.entry.symbol == "CARTIF/WG-TF/W/1"
+    await env.upload("Working groups/WG-TF/To circulate/Zero draft (revised).txt", REVISION.encode())
+    # The secretariat types the symbol into the file's Revises column (the library's grid view does
+    # this PATCH); the column exists since the first pickup.
+    r = await env.graph.patch(f"/drives/{env.drive}/root:/{env.path('Working groups/WG-TF/To circulate')}"
+                              "/Zero draft (revised).txt:/listItem/fields", json={"Revises": "CARTIF/WG-TF/W/1"})
+    assert r.status_code == 200, r.text
+    [second] = pickup(structure=env.structure, site=env.site, store=env.store)
+    assert second.result is not None and second.result.entry.symbol == "CARTIF/WG-TF/W/1/Rev.1"
+    assert second.result.entry.revises == "CARTIF/WG-TF/W/1"
+    assert await env.children("Negotiating texts/Archive") == [
+        "CARTIF_WG-TF_W_1.txt", "CARTIF_WG-TF_W_1_Rev.1.redline.html", "CARTIF_WG-TF_W_1_Rev.1.txt"]
+    assert {a["key"]: a["segments"] for a in json.loads(second.result.entry.brackets_json)["articles"]} == (
+        REVISION_COUNTS)
+    assert pickup(structure=env.structure, site=env.site, store=env.store) == []

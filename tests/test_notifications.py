@@ -42,6 +42,7 @@ from connectors.auth import Authenticator
 from connectors.graph import build_graph_client
 from connectors.graph_subscriptions import SubscriptionManager, needs_renewal
 from tests import sdk
+from tests.notified import notified_store
 from tests.test_syncing import mine, settings_for
 
 SECRET = "s3cret-client-state-for-tests"
@@ -175,40 +176,36 @@ async def test_five_quick_changes_arrive_as_one_notification_driven_sync(
     await put(editor, f"{base}/a.txt", b"a")
     b = await put(editor, f"{base}/b.txt", b"b")
     d = await put(editor, f"{base}/d.txt", b"d")
-    requests = SyncRequests()
-    app = Receiver(requests, SECRET)
-    cycles: list[Cycle] = []
-    async with serve_receiver(app) as port:
-        url = f"http://127.0.0.1:{port}/notifications"
-        settings = settings_for(tenant_info, tmp_path, notifications={"url": url, "client_state": SECRET})
-        with Store.open(settings.store.url) as store:
-            async with running(watch(settings, store, requests=requests, on_cycle=cycles.append)) as task:
-                assert await until(lambda: bool(cycles) or task.done(), 60), "no start-up cycle"
-                assert cycles[0].reason == "start" and cycles[0].error is None
-                [sub] = store.subscriptions(tenant_info["drive_id"])
-                on_tenant = (await graph_http.get(f"/subscriptions/{sub.id}")).json()
-                assert on_tenant["resource"] == f"/drives/{tenant_info['drive_id']}/root"
-                assert on_tenant["notificationUrl"] == url and on_tenant["changeType"] == "updated"
-                assert sub.client_state_hash == client_state_hash(SECRET)
-                # The set-up writes above may still be notified (the tenant batches for ~1 s and the
-                # subscription now exists): let that land so it does not count as one of ours.
-                await asyncio.sleep(1.5)
-                first = len(cycles)
+    async with notified_store(tenant_info, tmp_path, SECRET) as notified:
+        app, cycles, store, url = notified.receiver, notified.cycles, notified.store, notified.url
+        async with running(watch(notified.settings, store, requests=notified.requests,
+                                 on_cycle=cycles.append)) as task:
+            assert await until(lambda: bool(cycles) or task.done(), 60), "no start-up cycle"
+            assert cycles[0].reason == "start" and cycles[0].error is None
+            [sub] = store.subscriptions(tenant_info["drive_id"])
+            on_tenant = (await graph_http.get(f"/subscriptions/{sub.id}")).json()
+            assert on_tenant["resource"] == f"/drives/{tenant_info['drive_id']}/root"
+            assert on_tenant["notificationUrl"] == url and on_tenant["changeType"] == "updated"
+            assert sub.client_state_hash == client_state_hash(SECRET)
+            # The set-up writes above may still be notified (the tenant batches for ~1 s and the
+            # subscription now exists): let that land so it does not count as one of ours.
+            await asyncio.sleep(1.5)
+            first = len(cycles)
 
-                await put(editor, f"{base}/c.txt", b"c")                                       # created
-                await put(editor, f"{base}/a.txt", b"a, edited")                               # modified
-                (await editor.patch(f"/items/{b}", json={"name": "b2.txt"})).raise_for_status()  # renamed
-                (await editor.post(f"/root:{base}:/children", json={"name": "sub", "folder": {}})
-                 ).raise_for_status()                                                          # created
-                (await editor.delete(f"/items/{d}")).raise_for_status()                        # deleted
-                changed = time.monotonic()
+            await put(editor, f"{base}/c.txt", b"c")                                       # created
+            await put(editor, f"{base}/a.txt", b"a, edited")                               # modified
+            (await editor.patch(f"/items/{b}", json={"name": "b2.txt"})).raise_for_status()  # renamed
+            (await editor.post(f"/root:{base}:/children", json={"name": "sub", "folder": {}})
+             ).raise_for_status()                                                          # created
+            (await editor.delete(f"/items/{d}")).raise_for_status()                        # deleted
+            changed = time.monotonic()
 
-                def seen() -> list[tuple[str, str, str | None]]:
-                    return sorted(x for c in cycles[first:] if c.result for x in mine(c.result, unique))
-                assert await until(lambda: len(seen()) >= 5, 10), f"only {seen()} after 10 s"
-                latency = time.monotonic() - changed
-                await asyncio.sleep(2.5)  # anything extra would show up now
-            ours = [c for c in cycles[first:] if c.result and mine(c.result, unique)]
+            def seen() -> list[tuple[str, str, str | None]]:
+                return sorted(x for c in cycles[first:] if c.result for x in mine(c.result, unique))
+            assert await until(lambda: len(seen()) >= 5, 10), f"only {seen()} after 10 s"
+            latency = time.monotonic() - changed
+            await asyncio.sleep(2.5)  # anything extra would show up now
+        ours = [c for c in cycles[first:] if c.result and mine(c.result, unique)]
     assert seen() == sorted([("created", f"{base}/c.txt", None), ("modified", f"{base}/a.txt", None),
                              ("renamed", f"{base}/b2.txt", f"{base}/b.txt"), ("created", f"{base}/sub", None),
                              ("deleted", f"{base}/d.txt", None)])

@@ -13,7 +13,6 @@ groups carry the test's unique prefix.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,21 +24,10 @@ from bot.applying import reconcile
 from bot.desired import build_desired
 from bot.planning import GuardPolicy, plan
 from bot.ports import MemoryAuditLog
-from config.settings import Settings
-from config.structure import parse_structure
-from connectors.auth import Authenticator
-from connectors.sharepoint_permissions import SharePointPermissions, build_site_permissions
+from connectors.sharepoint_permissions import SharePointPermissions
+from tests.sites import DELEGATIONS, own_structure, permission_site
 
-STRUCTURE = """
-version: 1
-roles:
-  chief_negotiator: {name: Chief Negotiator, groups: [chief_negotiators]}
-  delegate: {name: Delegate}
-  secretariat: {name: Secretariat, groups: [secretariat]}
-participants:
-  - {code: KAZ, name: Kazakhstan}
-  - {code: KGZ, name: Kyrgyz Republic}
-  - {code: AZE, name: Azerbaijan, status: observer, enabled: false}
+STRUCTURE = DELEGATIONS + """  - {code: AZE, name: Azerbaijan, status: observer, enabled: false}
 working_groups:
   - {code: WG-TF, name: Trade facilitation, members: all, chair: KAZ}
 roster:
@@ -77,12 +65,9 @@ OUTSIDER = "james.okafor@cartif.onmicrosoft.com"
 
 @pytest.fixture
 def setup(tenant_info: dict[str, Any], unique: str) -> Iterator[tuple[Any, SharePointPermissions]]:
-    structure = parse_structure(STRUCTURE).with_overrides(root=unique, prefix=f"{unique} ")
-    settings = Settings.load(env_file=None, tenant_file=Path(tenant_info["data_dir"]) / "tenant.json")
-    authenticator = Authenticator(settings)
-    connector = build_site_permissions(settings, authenticator, library=structure.library)
-    yield build_desired(structure), connector
-    authenticator.close()
+    structure = own_structure(STRUCTURE, unique)
+    with permission_site(tenant_info, structure) as site:
+        yield build_desired(structure), site.connector
 
 
 def requests_since(admin: httpx.Client, before: dict[str, Any]) -> int:

@@ -24,11 +24,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.notifications import SyncRequests
-from bot.receiver import Receiver, serve_receiver
-from bot.store import Store
-from bot.watching import Cycle, watch
+from bot.watching import watch
 from config.settings import SettingsError
+from tests.notified import notified_store
 from tests.test_syncing import settings_for
 
 SECRET = "s3cret-client-state-for-stop-tests"
@@ -42,25 +40,21 @@ async def _subscriptions_for(graph_http: httpx.AsyncClient, url: str) -> list[di
 
 async def test_cancelled_watch_deletes_its_subscription(
         tenant_info: dict[str, Any], graph_http: httpx.AsyncClient, tmp_path: Path) -> None:
-    requests = SyncRequests()
-    app = Receiver(requests, SECRET)
-    cycles: list[Cycle] = []
-    async with serve_receiver(app) as port:
-        url = f"http://127.0.0.1:{port}/notifications"
-        settings = settings_for(tenant_info, tmp_path, notifications={"url": url, "client_state": SECRET})
-        with Store.open(settings.store.url) as store:
-            task = asyncio.ensure_future(watch(settings, store, requests=requests, on_cycle=cycles.append))
-            for _ in range(600):
-                if cycles or task.done():
-                    break
-                await asyncio.sleep(0.1)
-            assert cycles and cycles[0].error is None, "no start-up cycle"
-            [sub] = store.subscriptions(tenant_info["drive_id"])
-            assert [s["id"] for s in await _subscriptions_for(graph_http, url)] == [sub.id]
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert store.subscriptions(tenant_info["drive_id"]) == []
+    async with notified_store(tenant_info, tmp_path, SECRET) as notified:
+        cycles, store, url = notified.cycles, notified.store, notified.url
+        task = asyncio.ensure_future(watch(notified.settings, store, requests=notified.requests,
+                                           on_cycle=cycles.append))
+        for _ in range(600):
+            if cycles or task.done():
+                break
+            await asyncio.sleep(0.1)
+        assert cycles and cycles[0].error is None, "no start-up cycle"
+        [sub] = store.subscriptions(tenant_info["drive_id"])
+        assert [s["id"] for s in await _subscriptions_for(graph_http, url)] == [sub.id]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert store.subscriptions(tenant_info["drive_id"]) == []
         assert (await graph_http.get(f"/subscriptions/{sub.id}")).status_code == 404
         assert await _subscriptions_for(graph_http, url) == []
 

@@ -12,6 +12,7 @@ Modules, in the order a cycle meets them:
 * ``metrics``     Prometheus series
 * ``logs``        text/JSON logs with run ids, secrets redacted
 * ``remote``      ``cartif-bot sync --remote``: trigger a running service and follow the run
+* ``child``       ``cartif-bot run`` as a child process (the demo and the service tests start it so)
 """
 
 from bot.service.running import CycleRunner, Run

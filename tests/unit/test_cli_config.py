@@ -15,23 +15,14 @@ from pathlib import Path
 
 import pytest
 
-import config.settings as settings_module
 from bot.cli import build_parser, handle_cli_error, main
 from config.settings import MASK
 from connectors.errors import AuthError
+from tests.unit.isolation import clean_environ  # noqa: F401 - an autouse fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "do-not-print-me-0123456789"
 CLIENT_ID = "3f0c6d2e-1111-2222-3333-444455556666"
-
-
-@pytest.fixture(autouse=True)
-def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in list(os.environ):
-        if key.upper().startswith("CARTIF_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(settings_module, "DEFAULT_SECRETS_DIR", tmp_path / "no-such-secrets-dir")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,19 +21,10 @@ from pydantic import BaseModel, SecretStr
 
 import config.settings as settings_module
 from config.settings import MASK, Settings, SettingsError
+from tests.unit.isolation import clean_environ  # noqa: F401 - an autouse fixture
 
 CLIENT_ID = "3f0c6d2e-1111-2222-3333-444455556666"
 SITE = "https://contoso.sharepoint.com/sites/CARTIF"
-
-
-@pytest.fixture(autouse=True)
-def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No CARTIF_* variable, .env or /run/secrets of the developer's machine leaks into a test."""
-    for key in list(os.environ):
-        if key.upper().startswith("CARTIF_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(settings_module, "DEFAULT_SECRETS_DIR", tmp_path / "no-such-secrets-dir")
 
 
 @pytest.fixture
@@ -263,6 +253,9 @@ def test_nothing_set_names_the_first_variable_and_counts_the_rest() -> None:
     ("CARTIF_SCHEDULE__INTERVAL_SECONDS", "0",
      "CARTIF_SCHEDULE__INTERVAL_SECONDS: invalid ('0': Input should be greater than or equal to 1) — "
      "seconds between the starts of two reconcile cycles, at least 1"),
+    ("CARTIF_SYNC__PAGE_SIZE", "5000",
+     "CARTIF_SYNC__PAGE_SIZE: invalid ('5000': Input should be less than or equal to 1000) — items per delta "
+     "page ($top), 1 to 1,000"),
     ("CARTIF_TEAMS__TIME_ZONE", "Mars/Olympus",
      "CARTIF_TEAMS__TIME_ZONE: invalid ('Mars/Olympus': unknown IANA time zone) — the IANA time zone for "
      "dates and times in notices"),

@@ -4,14 +4,13 @@ nor in the one-line error for an invalid store URL, while the rest of the URL st
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-import config.settings as settings_module
 from bot.cli import main
 from config.settings import MASK, mask_url_password
+from tests.unit.isolation import isolate_settings
 
 PASSWORD = "pg-pass-0123456789"
 URL = f"postgresql+psycopg://cartif:{PASSWORD}@db.example.org:5432/cartif"
@@ -23,11 +22,7 @@ BASE_ENV = {"CARTIF_TENANT__ID": "contoso.onmicrosoft.com",
 
 @pytest.fixture(autouse=True)
 def environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in list(os.environ):
-        if key.upper().startswith("CARTIF_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(settings_module, "DEFAULT_SECRETS_DIR", tmp_path / "no-such-secrets-dir")
+    isolate_settings(monkeypatch, tmp_path)
     for key, value in BASE_ENV.items():
         monkeypatch.setenv(key, value)
 
