@@ -7,6 +7,8 @@ the guard cannot be skipped (only ``force`` lifts it, and ``dry_run`` stops befo
 Actions run one by one in plan order; a failed action is logged, reported as an ``Outcome``
 and does not stop the others (a later cycle retries it, since the plan is level-based). Each
 applied action becomes one audit entry (when, action, target, before/after, rule, cycle id).
+The plan's notes (a group named like the bot's but without its ownership marker, left alone) are
+logged as warnings each cycle; they change nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from bot.planning import (
     DeleteGroup,
     Grant,
     GuardPolicy,
+    MarkGroup,
     Plan,
     RemoveMember,
     RemoveSharingLink,
@@ -82,6 +85,8 @@ def _run(action: Action, writer: PermissionWriter) -> None:
     match action:
         case CreateGroup(group=g, description=d):
             writer.create_group(g, d)
+        case MarkGroup(group=g, description=d):
+            writer.set_group_description(g, d)
         case DeleteGroup(group=g):
             writer.delete_group(g)
         case AddMember(group=g, person=p):
@@ -137,6 +142,8 @@ def reconcile(desired: DesiredState, reader: PermissionReader, writer: Permissio
     if drift and desired.undeclared == "report":
         log.warning("permissions: %d undeclared item(s) inside governed folders have their own permissions "
                     "(reported only, folders.undeclared: report): %s", len(drift), ", ".join(sorted(drift)))
+    for note in the_plan.notes:  # e.g. a hand-made group named like the bot's: left alone, but shown
+        log.warning("permissions: %s", note)
     check_guard(the_plan, desired, actual, policy, force=force)
     if dry_run or not the_plan:
         return CycleResult(cycle, the_plan, (), the_plan, actual, time.monotonic() - started, dry_run)

@@ -3,14 +3,16 @@
 Where it sits: first step of a permission cycle, pure. Folder templates repeat over
 participants, observers, working groups or (working group, member country) pairs; group refs in
 grants become site group names; the roster becomes group memberships. Disabled parties drop out
-everywhere: no group, no folder, no grant, no membership.
+everywhere: no group, no folder, no grant, no membership. Every group's description ends with the
+ownership marker (``bot.model.GROUP_MARKER``), so the group the bot creates carries the proof that
+the bot made it (required before it may ever delete it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from bot.model import DesiredGrant, DesiredGroup, DesiredState, FolderSpec, group_key
+from bot.model import DesiredGrant, DesiredGroup, DesiredState, FolderSpec, group_key, marked
 from config.structure import ALL_PARTICIPANTS, FolderTemplate, PermissionLevel, Structure, group_ref_kind
 
 __all__ = ["build_desired", "folder_path"]
@@ -128,5 +130,5 @@ def _groups(s: Structure) -> list[DesiredGroup]:
         for role_id in person.roles:
             for named in s.roles[role_id].groups:
                 members[s.group_name(named)][key] = f"roster: {person.person} is {role_id}"
-    return [DesiredGroup(name, descriptions[name][0], dict(sorted(m.items())), descriptions[name][1])
+    return [DesiredGroup(name, marked(descriptions[name][0]), dict(sorted(m.items())), descriptions[name][1])
             for name, m in members.items()]

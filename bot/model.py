@@ -23,8 +23,13 @@ Terminology:
   never planned.
 * UNDECLARED ITEM — a subfolder or file directly inside a governed folder that the layout does
   not declare; it should inherit, so unique permissions or a sharing link on it are drift.
+* OWNERSHIP MARKER — ``GROUP_MARKER`` ("[managed by cartif-bot]") at the end of a site group's
+  Description: the bot writes it into every group it creates (and adds it to declared groups it
+  adopted), and it is the only proof the bot accepts that it made a group.
 * STALE GROUP — a site group named by the bot's naming patterns that the structure no longer
-  declares (a disabled delegation, a dropped working group); deleted by the next apply.
+  declares (a disabled delegation, a dropped working group); deleted by the next apply only if
+  its Description carries the ownership marker. One without it (a hand-made "CARTIF HR" matching
+  "CARTIF {code}") is never touched: the plan shows it as a note.
 * RULE — the sentence saying why something is desired ("folders.templates[5] 'Working
   groups/{wg}': wg:{wg} → Contribute"), carried into plans, the audit trail and `access who`.
 """
@@ -35,6 +40,7 @@ import dataclasses
 from collections.abc import Mapping
 
 __all__ = [
+    "GROUP_MARKER",
     "LEVELS",
     "LIMITED_ACCESS",
     "ActualFolder",
@@ -46,6 +52,8 @@ __all__ = [
     "FolderSpec",
     "Link",
     "group_key",
+    "is_marked",
+    "marked",
     "user_key",
 ]
 
@@ -53,6 +61,29 @@ __all__ = [
 LEVELS = ("Read", "Contribute", "Edit", "Full Control")
 #: SharePoint's own binding on parents of shared items (anchors-permissions §1.1, pnp/powershell#3708).
 LIMITED_ACCESS = "Limited Access"
+#: Ends the Description of every site group the bot creates: proof that the bot made the group, required
+#: before it deletes one the structure no longer declares (a name matching the bot's patterns is not enough).
+#: Human-readable on purpose: an admin sees it on the group's settings page and may keep or remove it.
+GROUP_MARKER = "[managed by cartif-bot]"
+#: A site group's Description holds at most 512 characters (MS-CSOMSPT SP.GroupCreationInformation).
+DESCRIPTION_LIMIT = 512
+
+
+def marked(description: str) -> str:
+    """``description`` with the ownership marker at its end (unchanged when it already carries it); a
+    description too long to take it is shortened, so the marker always fits SharePoint's limit."""
+    text = description.strip()
+    if is_marked(text):
+        return text
+    room = DESCRIPTION_LIMIT - len(GROUP_MARKER) - 1
+    if len(text) > room:
+        text = text[:room - 1].rstrip() + "…"
+    return f"{text} {GROUP_MARKER}" if text else GROUP_MARKER
+
+
+def is_marked(description: str | None) -> bool:
+    """Whether a group's Description carries the ownership marker (the bot made or adopted the group)."""
+    return GROUP_MARKER in (description or "")
 
 
 def user_key(mail_or_upn: str) -> str:
@@ -102,7 +133,8 @@ class DesiredState:
     keep: frozenset[str] = frozenset()
     """Principal keys never revoked from governed folders (besides the bot's own app)."""
     managed_groups: tuple[str, ...] = ()
-    """Regexes of the group names the bot creates: such a group the structure does not declare is deleted."""
+    """Regexes of the group names the bot creates: such a group the structure does not declare is deleted
+    when its Description carries ``GROUP_MARKER`` (and only reported otherwise)."""
     undeclared: str = "report"
     """Unique permissions on undeclared items inside governed folders: "report" only, or "inherit" (reset)."""
     item_managed: frozenset[str] = frozenset()
@@ -138,11 +170,17 @@ class ActualFolder:
 
 @dataclasses.dataclass(frozen=True)
 class ActualGroup:
-    """A site group as observed: id and members (person key → login name)."""
+    """A site group as observed: id, members (person key → login name) and Description."""
 
     name: str
     id: int
     members: Mapping[str, str]
+    description: str = ""
+
+    @property
+    def bot_made(self) -> bool:
+        """Its Description carries the ownership marker (``GROUP_MARKER``)."""
+        return is_marked(self.description)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +192,7 @@ class ActualState:
     self_keys: frozenset[str] = frozenset()
     """Principal keys of the bot's own app: its Full Control is never revoked."""
     stale_groups: Mapping[str, ActualGroup] = dataclasses.field(default_factory=dict)
-    """Site groups named like the bot's (``DesiredState.managed_groups``) that the structure no longer declares."""
+    """Site groups named like the bot's (``DesiredState.managed_groups``) that the structure no longer declares;
+    only those carrying the ownership marker (``ActualGroup.bot_made``) are deleted."""
     undeclared: Mapping[str, ActualFolder] = dataclasses.field(default_factory=dict)
     """Undeclared subfolders and files directly inside governed folders that have unique permissions."""

@@ -5,8 +5,10 @@ Where it sits: first I/O step of a permission cycle. The reader port decides how
 expanded, so a no-op cycle costs about one request per parent folder, plus one for groups). The same
 listings reach one level below every governed folder, so undeclared subfolders and files with unique
 permissions come at no extra request, and the group listing also returns stale groups (named by the
-bot's patterns, no longer declared). Items of folders whose items the bot itself protects (the
-circulation archive, ``DesiredState.item_managed``) are left out of the undeclared items.
+bot's patterns, no longer declared) with their Description: whether one carries the bot's ownership
+marker (``bot.model.GROUP_MARKER``), and so may be deleted, is the planner's decision. Items of
+folders whose items the bot itself protects (the circulation archive, ``DesiredState.item_managed``)
+are left out of the undeclared items.
 """
 
 from __future__ import annotations

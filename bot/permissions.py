@@ -82,15 +82,16 @@ def open_session(settings: Settings, structure_path: Path | None) -> Iterator[Se
 # ---------------------------------------------------------------------------------------------- output
 def format_plan(the_plan: Plan) -> str:
     """A readable table: action, folder or group, principal, before → after, rule."""
+    notes = [f"note: {n}" for n in the_plan.notes]  # left alone, but an admin should see it
     if not the_plan:
-        return "nothing to do: the site matches the structure\n"
+        return "\n".join(["nothing to do: the site matches the structure", *notes]) + "\n"
     rows = [(a.kind, a.target, a.principal or "", f"{a.before or '-'} → {a.after or '-'}", a.rule) for a in the_plan]
     head = ("ACTION", "FOLDER / GROUP", "PRINCIPAL", "BEFORE → AFTER", "RULE")
     widths = [min(max(len(r[i]) for r in [*rows, head]), 48) for i in range(4)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head[:4], widths, strict=True)) + "  " + head[4]]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows]
     counts = ", ".join(f"{n} {k}" for k, n in the_plan.counts().items())
-    return "\n".join([*lines, "", f"{len(the_plan)} action(s): {counts}"]) + "\n"
+    return "\n".join([*lines, "", f"{len(the_plan)} action(s): {counts}", *notes]) + "\n"
 
 
 def format_cycle(result: CycleResult) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def format_cycle(result: CycleResult) -> dict[str, Any]:
             "failed": [{**o.action.as_json(), "error": o.error} for o in result.failed],
             "remaining": result.remaining.as_json() if not result.dry_run else None,
             "seconds": round(result.seconds, 3), "actions": result.plan.as_json(),
-            "undeclared_drift": sorted(undeclared_drift(result.actual))}
+            "undeclared_drift": sorted(undeclared_drift(result.actual)), "notes": list(result.plan.notes)}
 
 
 def format_report_csv(rows: list[dict[str, Any]]) -> str:

@@ -15,11 +15,17 @@ What it decides, per governed folder (parents first):
   is SharePoint's own and never planned;
 * declared inheriting but unique → ``RemoveSharingLink`` for its links, then ``ResetInheritance``.
 
-Groups: ``CreateGroup`` when missing, ``AddMember`` / ``RemoveMember`` to match the roster.
+Groups: ``CreateGroup`` when missing (its description ends with the ownership marker,
+``bot.model.GROUP_MARKER`` = "[managed by cartif-bot]"), ``AddMember`` / ``RemoveMember`` to match
+the roster, and ``MarkGroup`` when a declared group's description on the site lacks the marker the
+desired description carries (a group made by an older version of the bot, or by hand under a declared
+name and adopted): one description update, the marker appended to what is there.
 A group the structure no longer declares is deleted (``DeleteGroup``, last) only when its name
-matches the bot's own naming patterns (``DesiredState.managed_groups``): the bot deletes only
-what it made, never the site's Owners/Members/Visitors or groups made by hand. Its grants on
-governed folders are revoked first like any undeclared grant.
+matches the bot's own naming patterns (``DesiredState.managed_groups``) AND its description carries
+the marker: the bot deletes only what it provably made, never the site's Owners/Members/Visitors or
+groups made by hand — even one whose name happens to match a pattern ("CARTIF HR" matches
+"CARTIF {code}"). Such a group is left alone and shown in ``Plan.notes`` so an admin sees it. A
+deleted group's grants on governed folders are revoked first like any undeclared grant.
 
 Undeclared items (subfolders and files directly inside governed folders, not in the layout)
 with unique permissions are drift: reported by ``undeclared_drift`` always, and planned like an
@@ -29,7 +35,7 @@ inheriting folder (links removed, inheritance reset) only when the structure say
 The guard (``check_guard``) refuses an empty desired state, and a plan removing more than
 ``max_removal_share`` of the existing grants, members (a deleted group's members count as
 removed) or groups (once at least ``min_guarded_removals`` are removed), unless forced:
-``UnsafePlanError``.
+``UnsafePlanError``. Groups left alone for want of the marker count for none of these shares.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from bot.errors import UserError
-from bot.model import ActualFolder, ActualState, DesiredState, FolderSpec
+from bot.model import GROUP_MARKER, ActualFolder, ActualGroup, ActualState, DesiredState, FolderSpec, is_marked, marked
 
 __all__ = [
     "Action",
@@ -50,6 +56,7 @@ __all__ = [
     "DeleteGroup",
     "Grant",
     "GuardPolicy",
+    "MarkGroup",
     "Plan",
     "RemoveMember",
     "RemoveSharingLink",
@@ -57,6 +64,7 @@ __all__ = [
     "Revoke",
     "UnsafePlanError",
     "check_guard",
+    "deletable_groups",
     "plan",
     "undeclared_drift",
 ]
@@ -115,6 +123,30 @@ class CreateGroup(Action):
     @property
     def after(self) -> str | None:
         return "group"
+
+
+@dataclasses.dataclass(frozen=True)
+class MarkGroup(Action):
+    """Add the ownership marker to a declared group's description (``previous`` → ``description``)."""
+
+    kind: ClassVar[str] = "mark_group"
+    phase: ClassVar[int] = 0
+    group: str
+    description: str
+    previous: str
+    why: str
+
+    @property
+    def target(self) -> str:
+        return self.group
+
+    @property
+    def before(self) -> str | None:
+        return f"description {self.previous!r}"
+
+    @property
+    def after(self) -> str | None:
+        return f"description {self.description!r}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,9 +336,13 @@ class DeleteGroup(Action):
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """An ordered, immutable sequence of actions; empty when the site matches the structure."""
+    """An ordered, immutable sequence of actions; empty when the site matches the structure.
+
+    ``notes`` are things an admin should see that the bot will not act on (a group named like the
+    bot's but not made by it); they do not make a plan non-empty."""
 
     actions: tuple[Action, ...] = ()
+    notes: tuple[str, ...] = ()
 
     def __iter__(self) -> Iterator[Action]:
         return iter(self.actions)
@@ -334,10 +370,16 @@ class Plan:
 def plan(desired: DesiredState, actual: ActualState) -> Plan:
     """The actions that turn ``actual`` into ``desired`` (see the module docstring)."""
     actions: list[tuple[int, int, Action]] = []
+    notes: list[str] = []
     for index, group in enumerate(desired.groups):
         seen = actual.groups.get(group.name)
         if seen is None:
             actions.append((0, index, CreateGroup(group.name, group.description, group.rule)))
+        elif is_marked(group.description) and not seen.bot_made:
+            # Adopt it: the marker makes the group deletable once the structure drops it.
+            actions.append((0, index, MarkGroup(group.name, marked(seen.description or group.description),
+                                                seen.description,
+                                                f"{group.rule}: declared; its description lacks the bot's marker")))
         have = dict(seen.members) if seen is not None else {}
         for person, why in group.members.items():
             if person not in have:
@@ -347,8 +389,12 @@ def plan(desired: DesiredState, actual: ActualState) -> Plan:
                 actions.append((0, index, RemoveMember(group.name, person, login,
                                                        f"{group.rule}: {person} is not on the roster for it")))
     for index, (name, stale) in enumerate(sorted(actual.stale_groups.items())):
+        if not stale.bot_made:  # a name match is no proof: never delete what the bot did not make
+            notes.append(f"group {name!r} matches the bot's naming pattern but was not created by the bot "
+                         f"(no {GROUP_MARKER!r} in its description); left alone")
+            continue
         actions.append((0, index, DeleteGroup(name, tuple(sorted(stale.members)),
-                                              "group_names: named like the bot's groups, no longer in the structure")))
+                                              "group_names: made by the bot, no longer in the structure")))
     ignored = desired.keep | actual.self_keys
     for index, spec in enumerate(desired.folders):
         actions.extend((1, index, a) for a in _folder_actions(spec, actual.folders.get(spec.path), ignored))
@@ -357,7 +403,12 @@ def plan(desired: DesiredState, actual: ActualState) -> Plan:
             inherit = FolderSpec(path, False, frozenset(), "folders.undeclared: inherit")
             actions.extend((2, index, a) for a in _folder_actions(inherit, item, ignored))
     actions.sort(key=lambda t: (t[2].phase, t[0], t[1]))
-    return Plan(tuple(a for _, _, a in actions))
+    return Plan(tuple(a for _, _, a in actions), tuple(notes))
+
+
+def deletable_groups(actual: ActualState) -> list[ActualGroup]:
+    """The stale groups the bot may delete: named like its groups and carrying the ownership marker."""
+    return [g for g in actual.stale_groups.values() if g.bot_made]
 
 
 def _folder_actions(spec: FolderSpec, seen: ActualFolder | None, ignored: frozenset[str]) -> Iterator[Action]:
@@ -417,9 +468,11 @@ def check_guard(the_plan: Plan, desired: DesiredState, actual: ActualState, poli
                                                     if isinstance(a, ResetInheritance))
     # Deleting a group takes its members' access away too: it counts like removing each member.
     deleted = [a for a in the_plan.of(DeleteGroup) if isinstance(a, DeleteGroup)]
-    existing_members = sum(len(g.members) for g in [*actual.groups.values(), *actual.stale_groups.values()])
+    # Groups the bot leaves alone (no marker) are not "existing" for it: they must not dilute the shares.
+    kept = [*actual.groups.values(), *deletable_groups(actual)]
+    existing_members = sum(len(g.members) for g in kept)
     removed_members = len(the_plan.of(RemoveMember)) + sum(len(a.members) for a in deleted)
-    existing_groups = len(actual.groups) + len(actual.stale_groups)
+    existing_groups = len(kept)
     for what, removed, existing in (("grants", removed_grants, existing_grants),
                                     ("group members", removed_members, existing_members),
                                     ("groups", len(deleted), existing_groups)):

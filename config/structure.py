@@ -282,8 +282,10 @@ class Structure(_Model):
         """Regexes matching the names of every group this structure's naming could create.
 
         A site group whose name matches one and that the structure no longer declares (a disabled
-        country, a working group taken out) was made by the bot and is deleted; other groups
-        (the site's Owners/Members/Visitors, anything made by hand) never match.
+        country, a working group taken out) is deleted if its Description also carries the bot's
+        ownership marker (``bot.model.GROUP_MARKER``): a name alone is no proof, since a hand-made
+        group may match ("CARTIF HR" matches "CARTIF {code}"). The site's Owners/Members/Visitors
+        never match.
         """
         names = self.group_names
         patterns = []

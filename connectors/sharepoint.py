@@ -81,8 +81,10 @@ def rest_call(ctx: ClientContext, method: str, path: str, body: Any = None, *, a
     if body is not None:
         headers["Content-Type"] = VERBOSE
         data = json.dumps(body).encode()
+    if method in ("MERGE", "DELETE"):  # SharePoint REST's tunnel: POST + X-HTTP-Method, any version (IF-MATCH *)
+        headers.update({"X-HTTP-Method": method, "IF-MATCH": "*"})
     options = RequestOptions(url=f"{ctx.service_root_url}/{path}",
-                             method=HttpMethod.Post if method == "POST" else HttpMethod.Get,
+                             method=HttpMethod.Get if method == "GET" else HttpMethod.Post,
                              data=data, headers=headers)
     try:
         response = ctx.pending_request().execute_request_direct(options)

@@ -16,7 +16,9 @@ cached for the writes. The listing's ``$expand`` reaches one level further (each
 ``Folders`` and ``Files`` with their role assignments), so the subfolders and files directly inside
 every governed folder are scanned for unique permissions and sharing links in the same request:
 ``undeclared()`` returns those that are not governed. Stale groups come from the same group listing
-(``read_groups(names, patterns)``); ``delete_group`` removes one by id.
+(``read_groups(names, patterns)``, each with its Description, where the bot's ownership marker
+``bot.model.GROUP_MARKER`` lives); ``delete_group`` removes one by id, ``set_group_description``
+MERGEs ``SP.Group.Description`` (``POST web/sitegroups/getbyid(n)`` with ``X-HTTP-Method: MERGE``).
 
 Classification (anchors §1.1 "Noise in ACLs"): a member whose login starts with
 ``SharingLinks.`` is a sharing link, never an ordinary grant; a ``Limited Access`` binding is
@@ -184,7 +186,7 @@ class SharePointPermissions:
                 person = str(u.get("Email") or u.get("UserPrincipalName") or u["LoginName"]).lower()
                 members[person] = str(u["LoginName"])
                 self._logins[person] = str(u["LoginName"])
-            found[title] = ActualGroup(title, int(g["Id"]), members)
+            found[title] = ActualGroup(title, int(g["Id"]), members, str(g.get("Description") or ""))
         return found
 
     def self_keys(self) -> frozenset[str]:
@@ -195,6 +197,10 @@ class SharePointPermissions:
         created = self._send("POST", "web/sitegroups",
                              {"__metadata": {"type": "SP.Group"}, "Title": name, "Description": description})
         self._groups[name] = self._principals[name] = int(created["Id"])
+
+    def set_group_description(self, name: str, description: str) -> None:
+        self._send("MERGE", f"web/sitegroups/getbyid({self._groups[name]})",
+                   {"__metadata": {"type": "SP.Group"}, "Description": description})
 
     def delete_group(self, name: str) -> None:
         group_id = self._groups[name]

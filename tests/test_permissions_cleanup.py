@@ -1,61 +1,76 @@
 """Stale groups and undeclared items on the local tenant, through the real connector.
 
-We test these aspects: a delegation disabled in the structure loses its group (deleted on the site),
-as does any group named like the bot's that the structure does not declare, while a group with
-another name is never touched; a subfolder and a file inside a governed folder, shared by hand with
+We test these aspects: the bot writes its ownership marker into the Description of every group it
+creates, and a delegation disabled in the structure loses its group (deleted on the site); a group made
+by hand with the SDK is never touched, even when its name matches the bot's naming ("CARTIF HR" matches
+"CARTIF {code}": the plan only notes it), nor one with another name; a declared group whose marker was
+removed gets it back with one description update (and nothing else changes), and once dropped goes
+like any group of the bot's; a subfolder and a file inside a governed folder, shared by hand with
 Graph ``createLink``, are reported as drift and left alone by default (the plan stays empty), and with
 ``folders.undeclared: inherit`` one apply removes their links and resets them to inherit.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 import requests
+from office365.sharepoint.client_context import ClientContext
 
 from bot.access import report
 from bot.applying import reconcile
 from bot.desired import build_desired
+from bot.model import GROUP_MARKER
 from bot.observing import observe
 from bot.permissions import format_cycle
-from bot.planning import DeleteGroup, GuardPolicy, plan
+from bot.planning import DeleteGroup, GuardPolicy, MarkGroup, plan
 from bot.ports import MemoryAuditLog
-from config.settings import Settings
-from config.structure import Structure, parse_structure
-from connectors.auth import Authenticator
-from connectors.sharepoint_permissions import SharePointPermissions, build_site_permissions
-from tests.test_permissions import STRUCTURE, Rest
+from config.structure import Structure
+from connectors.sharepoint_permissions import SharePointPermissions
+from tests.sites import own_structure, permission_site
+from tests.test_permissions import STRUCTURE
 
 POLICY = GuardPolicy()
 
 
 @pytest.fixture
 def site(tenant_info: dict[str, Any], unique: str) -> Iterator[tuple[Structure, SharePointPermissions]]:
-    structure = parse_structure(STRUCTURE).with_overrides(root=unique, prefix=f"{unique} ")
-    settings = Settings.load(env_file=None, tenant_file=Path(tenant_info["data_dir"]) / "tenant.json")
-    authenticator = Authenticator(settings)
-    connector = build_site_permissions(settings, authenticator, library=structure.library)
-    first = reconcile(build_desired(structure), connector, connector, MemoryAuditLog(), policy=POLICY)
-    assert not first.failed and not first.remaining
-    yield structure, connector
-    authenticator.close()
+    structure = own_structure(STRUCTURE, unique)
+    with permission_site(tenant_info, structure) as built:
+        connector = built.connector
+        first = reconcile(build_desired(structure), connector, connector, MemoryAuditLog(), policy=POLICY)
+        assert not first.failed and not first.remaining
+        yield structure, connector
 
 
 def _group_exists(sp_http: requests.Session, site_url: str, name: str) -> bool:
     return sp_http.get(f"{site_url}/_api/web/sitegroups/getbyname('{name}')").status_code == 200
 
 
-def test_groups_dropped_from_the_structure_are_deleted_and_only_those(
-        site: tuple[Structure, SharePointPermissions], unique: str, sp_http: requests.Session,
+def _description(sp: ClientContext, name: str) -> str | None:
+    group = sp.web.site_groups.get_by_name(name).get().execute_query()
+    return cast("str | None", group.description)
+
+
+def test_only_groups_the_bot_made_are_deleted_when_the_structure_drops_them(
+        site: tuple[Structure, SharePointPermissions], unique: str, sp: ClientContext, sp_http: requests.Session,
         tenant_info: dict[str, Any]) -> None:
     structure, connector = site
-    rest = Rest(sp_http, tenant_info["site_url"])
-    for name in (f"{unique} CARTIF WG-OLD", f"{unique} CARTIF Owners"):  # bot-like name; someone else's
-        rest.post("web/sitegroups", {"__metadata": {"type": "SP.Group"}, "Title": name})
+    site_url = tenant_info["site_url"]
+    hr, owners = f"{unique} CARTIF HR", f"{unique} CARTIF Owners"
+    kaz, kgz = f"{unique} CARTIF Delegation KAZ", f"{unique} CARTIF Delegation KGZ"
+    assert _description(sp, kgz) == f"The delegation of Kyrgyz Republic {GROUP_MARKER}"
+    # Made by hand with the real SDK: "CARTIF HR" matches the working-group naming "CARTIF {code}".
+    sp.web.site_groups.add(hr, "Human resources").execute_query()
+    sp.web.site_groups.add(owners, "Site owners").execute_query()
+    assert any(re.match(p, hr) for p in structure.managed_group_patterns())
+    # A declared group from before the marker (or whose marker an admin removed).
+    sp.web.site_groups.get_by_name(kaz).set_property("Description", "Kazakhstan's team").update().execute_query()
+
     participants = [p.model_copy(update={"enabled": False}) if p.code == "KGZ" else p
                     for p in structure.participants]
     roster = [p for p in structure.roster if p.country != "KGZ"]
@@ -63,18 +78,31 @@ def test_groups_dropped_from_the_structure_are_deleted_and_only_those(
     desired = build_desired(changed)
 
     the_plan = plan(desired, observe(desired, connector))
-    deleted = {a.target for a in the_plan if isinstance(a, DeleteGroup)}
-    assert deleted == {f"{unique} CARTIF Delegation KGZ", f"{unique} CARTIF WG-OLD"}
-    assert list(the_plan)[-len(deleted):] == [a for a in the_plan if isinstance(a, DeleteGroup)]
+    assert [a.target for a in the_plan if isinstance(a, DeleteGroup)] == [kgz]
+    assert list(the_plan)[-1] == next(a for a in the_plan if isinstance(a, DeleteGroup))
+    assert [(a.target, a.description) for a in the_plan if isinstance(a, MarkGroup)] == [
+        (kaz, f"Kazakhstan's team {GROUP_MARKER}")]
+    assert the_plan.notes == (f"group {hr!r} matches the bot's naming pattern but was not created by the bot "
+                              f"(no {GROUP_MARKER!r} in its description); left alone",)
 
     result = reconcile(desired, connector, connector, MemoryAuditLog(), policy=POLICY, force=True)
     assert not result.failed and not result.remaining
-    site_url = tenant_info["site_url"]
-    assert not _group_exists(sp_http, site_url, f"{unique} CARTIF Delegation KGZ")
-    assert not _group_exists(sp_http, site_url, f"{unique} CARTIF WG-OLD")
-    assert _group_exists(sp_http, site_url, f"{unique} CARTIF Owners")
-    assert _group_exists(sp_http, site_url, f"{unique} CARTIF Delegation KAZ")
-    assert not plan(desired, observe(desired, connector))
+    assert format_cycle(result)["notes"] == list(the_plan.notes)
+    assert not _group_exists(sp_http, site_url, kgz)
+    assert _description(sp, hr) == "Human resources"  # untouched, not even marked
+    assert _description(sp, owners) == "Site owners"
+    assert _description(sp, kaz) == f"Kazakhstan's team {GROUP_MARKER}"
+    again = plan(desired, observe(desired, connector))
+    assert not again and again.notes == the_plan.notes  # still shown every cycle, still no action
+
+    # Dropped from the structure, the re-marked group is the bot's again and goes like KGZ's did.
+    without_kaz = changed.model_copy(update={
+        "participants": [p.model_copy(update={"enabled": False}) if p.code == "KAZ" else p for p in participants],
+        "roster": [p for p in roster if p.country != "KAZ"]})
+    gone = reconcile(build_desired(without_kaz), connector, connector, MemoryAuditLog(), policy=POLICY, force=True)
+    assert kaz in {a.target for a in gone.plan if isinstance(a, DeleteGroup)}
+    assert not gone.failed and not _group_exists(sp_http, site_url, kaz)
+    assert _group_exists(sp_http, site_url, hr) and _group_exists(sp_http, site_url, owners)
 
 
 async def test_undeclared_items_with_links_are_reported_then_reset_when_the_structure_says_so(
