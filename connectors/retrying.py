@@ -24,6 +24,11 @@ SharePoint REST (office365-rest-python-client, on ``requests``) gets the same po
 decisions (``retry_delay``), its own thread-safe pause gate, so a SharePoint 429 pauses every
 SharePoint request of the process until its Retry-After has passed.
 
+Counting: every transport here reports each response and each wait before a retry to
+``OBSERVERS`` as a ``TransportEvent`` labelled with the API it talks to ("graph", "sharepoint",
+"teams" — given when the transport is built), so the service's /metrics counts Graph, SharePoint
+REST and the Teams webhooks in one place, whoever the caller is.
+
 Attempts are logged as ``attempt #n/N`` with method and path. Retries are bounded
 (``max_retries``); when they run out, the last response (or exception) goes up unchanged, and
 the caller's error translation (``connectors.graph.from_api_error``) applies. Clock, sleep and
@@ -41,14 +46,15 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import requests
 from requests.adapters import HTTPAdapter
 
-__all__ = ["MAX_BACKOFF", "MAX_RETRY_AFTER", "PauseGate", "RetryPolicy", "RetryingAdapter", "RetryingTransport",
-           "SyncPauseGate", "SyncRetryingTransport", "retry_after_seconds", "retry_delay"]
+__all__ = ["MAX_BACKOFF", "MAX_RETRY_AFTER", "OBSERVERS", "Api", "PauseGate", "RetryPolicy", "RetryingAdapter",
+           "RetryingTransport", "SyncPauseGate", "SyncRetryingTransport", "TransportEvent", "retry_after_seconds",
+           "retry_delay"]
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +71,40 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
-#: (event, method, status, seconds): "response" for every response received (seconds 0), "wait"
-#: for every back-off or Retry-After wait before a retry (status of the response, 0 after a
-#: transport error). The service's /metrics registers here (bot/service/metrics.py).
-Observer = Callable[[str, str, int, float], None]
+
+#: Which service a transport talks to: the label of every ``TransportEvent`` it reports.
+Api = Literal["graph", "sharepoint", "teams"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TransportEvent:
+    """What one of the retrying transports just saw, for the observers (the service's /metrics).
+
+    ``kind`` "response": a response arrived (every attempt, retries included; ``seconds`` 0).
+    ``kind`` "wait": the transport is about to wait ``seconds`` and retry; ``status`` is the
+    response's (0 after a transport error) and ``reason`` says whose delay it is: "retry_after"
+    (the service's Retry-After) or "backoff" (our jittered exponential back-off).
+    """
+
+    api: Api
+    kind: Literal["response", "wait"]
+    method: str
+    status: int
+    seconds: float = 0.0
+    reason: Literal["", "retry_after", "backoff"] = ""
+
+
+Observer = Callable[[TransportEvent], None]
+#: The one counting hook: every transport of this module reports here, labelled by ``api``, so a
+#: new caller is counted without doing anything. The service's /metrics registers here
+#: (bot/service/metrics.py).
 OBSERVERS: list[Observer] = []
 
 
-def _observe(event: str, method: str, status: int, seconds: float) -> None:
+def _observe(event: TransportEvent) -> None:
     for observer in OBSERVERS:
         try:
-            observer(event, method, status, seconds)
+            observer(event)
         except Exception:  # metrics must never break a request
             log.debug("transport observer failed", exc_info=True)
 
@@ -143,8 +172,9 @@ class RetryingTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, inner: httpx.AsyncBaseTransport, policy: RetryPolicy | None = None, *,
                  gate: PauseGate | None = None, sleep: Sleep = asyncio.sleep,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, api: Api = "graph") -> None:
         self.inner = inner
+        self.api: Api = api
         self.policy = policy or RetryPolicy()
         self.gate = gate or PauseGate(sleep=sleep)
         self._sleep = sleep
@@ -158,6 +188,7 @@ class RetryingTransport(httpx.AsyncBaseTransport):
         policy = self.policy
         total = policy.max_retries + 1
         for attempt in range(1, total + 1):
+            retry_after: float | None = None
             async with self._slots:
                 # No await between the gate opening and the request leaving: nothing can close
                 # the gate in between on this event loop.
@@ -174,7 +205,7 @@ class RetryingTransport(httpx.AsyncBaseTransport):
                     response = None
             if response is not None:
                 status = response.status_code
-                _observe("response", request.method, status, 0.0)
+                _observe(TransportEvent(self.api, "response", request.method, status))
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
                 if status in THROTTLED and retry_after is not None:
                     # Close the gate for everyone, even when this request will not be retried.
@@ -191,7 +222,9 @@ class RetryingTransport(httpx.AsyncBaseTransport):
                 log.info("attempt #%d/%d %s %s got %d; retrying in %.2fs", attempt, total, request.method,
                          request.url.path, status, delay)
             self.retries += 1
-            _observe("wait", request.method, response.status_code if response is not None else 0, delay)
+            _observe(TransportEvent(self.api, "wait", request.method,
+                                    response.status_code if response is not None else 0, delay,
+                                    "backoff" if retry_after is None else "retry_after"))
             await self._sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
@@ -245,8 +278,10 @@ class RetryingAdapter(HTTPAdapter):
     """
 
     def __init__(self, policy: RetryPolicy | None = None, *, gate: SyncPauseGate | None = None,
-                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+                 api: Api = "sharepoint") -> None:
         super().__init__()
+        self.api: Api = api
         self.policy = policy or RetryPolicy()
         self.gate = gate or SyncPauseGate(sleep=sleep)
         self._sleep = sleep
@@ -263,6 +298,7 @@ class RetryingAdapter(HTTPAdapter):
         attempt = 0
         while True:
             attempt += 1
+            retry_after: float | None = None
             self.gate.wait()
             self.attempts += 1
             try:
@@ -277,7 +313,7 @@ class RetryingAdapter(HTTPAdapter):
                 status = 0
             else:
                 status = response.status_code
-                _observe("response", method, status, 0.0)
+                _observe(TransportEvent(self.api, "response", method, status))
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 if status in THROTTLED and retry_after is not None:
                     self.gate.pause(min(retry_after, MAX_RETRY_AFTER))
@@ -288,7 +324,8 @@ class RetryingAdapter(HTTPAdapter):
                 delay = wait
                 log.info("attempt #%d %s %s got %d; retrying in %.2fs", attempt, method, path, status, delay)
             self.retries += 1
-            _observe("wait", method, status, delay)
+            _observe(TransportEvent(self.api, "wait", method, status, delay,
+                                    "backoff" if retry_after is None else "retry_after"))
             self._sleep(delay)
 
 
@@ -298,8 +335,9 @@ class SyncRetryingTransport(httpx.BaseTransport):
 
     def __init__(self, inner: httpx.BaseTransport, policy: RetryPolicy | None = None, *,
                  gate: SyncPauseGate | None = None, sleep: Callable[[float], None] = time.sleep,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, api: Api = "graph") -> None:
         self.inner = inner
+        self.api: Api = api
         self.policy = policy or RetryPolicy()
         self.gate = gate or SyncPauseGate(sleep=sleep)
         self._sleep = sleep
@@ -311,6 +349,7 @@ class SyncRetryingTransport(httpx.BaseTransport):
         attempt = 0
         while True:
             attempt += 1
+            retry_after: float | None = None
             self.gate.wait()
             self.attempts += 1
             try:
@@ -324,7 +363,7 @@ class SyncRetryingTransport(httpx.BaseTransport):
                 status = 0
             else:
                 status = response.status_code
-                _observe("response", request.method, status, 0.0)
+                _observe(TransportEvent(self.api, "response", request.method, status))
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
                 if status in THROTTLED and retry_after is not None:
                     self.gate.pause(min(retry_after, MAX_RETRY_AFTER))
@@ -338,7 +377,8 @@ class SyncRetryingTransport(httpx.BaseTransport):
                 log.info("attempt #%d %s %s got %d; retrying in %.2fs", attempt, request.method,
                          request.url.path, status, delay)
             self.retries += 1
-            _observe("wait", request.method, status, delay)
+            _observe(TransportEvent(self.api, "wait", request.method, status, delay,
+                                    "backoff" if retry_after is None else "retry_after"))
             self._sleep(delay)
 
     def close(self) -> None:

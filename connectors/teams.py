@@ -124,7 +124,7 @@ def build_workflows_notifier(settings: Any, *, sleep: Sleep | None = None, gate:
     kwargs: dict[str, Any] = {}
     if sleep is not None:
         kwargs["sleep"] = sleep
-    retrying = RetryingTransport(inner, policy, gate=gate, **kwargs)
+    retrying = RetryingTransport(inner, policy, gate=gate, api="teams", **kwargs)
     client = httpx.AsyncClient(transport=retrying, trust_env=False,
                                timeout=httpx.Timeout(http.timeout_seconds, connect=http.connect_timeout_seconds))
     return WorkflowsNotifier(settings.teams.webhooks, client)

@@ -185,13 +185,16 @@ def test_metrics_are_prometheus_text_and_move_with_cycles(service: ServiceProces
         before = c.get("/metrics")
         assert before.headers["content-type"].startswith("text/plain")
         text = before.text
-        for name in ("cartif_cycles_total", "cartif_cycle_duration_seconds_bucket", "cartif_graph_requests_total",
+        for name in ("cartif_cycles_total", "cartif_cycle_duration_seconds_bucket", "cartif_http_requests_total",
                      "cartif_outbox_depth", "cartif_last_success_timestamp_seconds", "cartif_leader",
-                     "cartif_api_requests_total", "cartif_graph_retry_wait_seconds_total"):
+                     "cartif_api_requests_total", "cartif_http_retry_wait_seconds_total",
+                     "cartif_http_retries_total"):
             assert name in text, f"{name} missing from /metrics"
         cycles = metric(text, "cartif_cycles_total", 'outcome="succeeded"')
-        graph_ok = metric(text, "cartif_graph_requests_total", 'method="GET",status="200"')
+        graph_ok = metric(text, "cartif_http_requests_total", 'api="graph",method="GET",status="200"')
         assert cycles >= 1 and graph_ok >= 1
+        # The permissions step's SharePoint REST calls are counted by the same retry layer.
+        assert metric(text, "cartif_http_requests_total", 'api="sharepoint",method="GET",status="200"') >= 1
         assert metric(text, "cartif_leader") == 1
     # One throttled delta request in the next cycle: the transport waits out its Retry-After and retries.
     admin.post("/faults", json={"kind": "429", "path": "/delta", "retry_after": "1", "count": 1}).raise_for_status()
@@ -202,11 +205,12 @@ def test_metrics_are_prometheus_text_and_move_with_cycles(service: ServiceProces
         admin.delete("/faults")
     with service.client(token=None) as c:
         after = c.get("/metrics").text
-    assert metric(after, "cartif_graph_requests_total", 'method="GET",status="429"') >= 1
-    assert metric(after, "cartif_graph_throttled_total") >= 1
-    assert metric(after, "cartif_graph_retry_wait_seconds_total") >= 1.0
+    assert metric(after, "cartif_http_requests_total", 'api="graph",method="GET",status="429"') >= 1
+    assert metric(after, "cartif_http_throttled_total", 'api="graph",status="429"') >= 1
+    assert metric(after, "cartif_http_retries_total", 'api="graph",reason="retry_after"') >= 1
+    assert metric(after, "cartif_http_retry_wait_seconds_total", 'api="graph",reason="retry_after"') >= 1.0
     assert metric(after, "cartif_cycles_total", 'outcome="succeeded"') == cycles + 1
-    assert metric(after, "cartif_graph_requests_total", 'method="GET",status="200"') > graph_ok
+    assert metric(after, "cartif_http_requests_total", 'api="graph",method="GET",status="200"') > graph_ok
     assert metric(after, "cartif_api_requests_total", 'route="/api/sync",status="202"') >= 1
 
 

@@ -9,6 +9,7 @@ settings for ``cartif-bot notices send`` and the service cycle.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bot.notices.outbox import DrainReport, NoticeConfig, drain, list_notices, retry_notices
@@ -19,10 +20,12 @@ __all__ = ["Delivery", "DrainReport", "MemoryNotifier", "NoticeConfig", "Notifie
            "drain_once", "list_notices", "retry_notices"]
 
 
-async def drain_once(settings: Any, store: Any, *, structure: Any = None) -> DrainReport:
+async def drain_once(settings: Any, store: Any, *, structure: Any = None,
+                     observed: Mapping[str, Iterable[str]] | None = None) -> DrainReport:
     """One drain with the real transport (Workflows webhooks from ``settings.teams.webhooks``).
 
-    ``structure`` defaults to the shipped config/cartif.yaml; ``store`` is an open ``bot.store.Store``.
+    ``structure`` defaults to the shipped config/cartif.yaml; ``store`` is an open ``bot.store.Store``;
+    ``observed``: the permission cycle's ``routing.observed_readers`` (permissions made by hand), if known.
     """
     from config.structure import load_structure
     from connectors.teams import build_workflows_notifier
@@ -30,7 +33,7 @@ async def drain_once(settings: Any, store: Any, *, structure: Any = None) -> Dra
     declared = structure if structure is not None else load_structure(settings.permissions.structure_path)
     notifier = build_workflows_notifier(settings)
     try:
-        return await drain(store, notifier, Router(declared),
+        return await drain(store, notifier, Router(declared, observed=observed),
                            NoticeConfig.from_settings(settings, library=declared.library))
     finally:
         await notifier.aclose()

@@ -268,6 +268,7 @@ def _route(store: Store, notifier: Notifier, router: Router, now: dt.datetime, r
         for source in sources:
             payload = source.payload
             unreachable: list[str] = []
+            notes = _narrowed_notes(router, payload)
             if payload.get("type") == "circulation":
                 event = CirculationEvent.from_json(payload)
                 for channel in router.channels_for(event.folder):
@@ -290,10 +291,30 @@ def _route(store: Store, notifier: Notifier, router: Router, now: dt.datetime, r
                                               f"notice:{source.idempotency_key}:{routed.channel}",
                                               {"type": "change", "source": source.idempotency_key,
                                                "notice": notice}, now)
-            note = f"no transport for: {', '.join(sorted(set(unreachable)))}" if unreachable else None
+            if unreachable:
+                notes.append(f"no transport for: {', '.join(sorted(set(unreachable)))}")
+            note = "; ".join(notes) or None
             conn.execute(t.update().where(t.c.id == source.id).values(status="routed", last_error=note,
                                                                      next_attempt_at=_iso(now)))
             report.routed += 1
+
+
+def _narrowed_notes(router: Router, payload: Any) -> list[str]:
+    """Why channels the model would tell were left out: permissions made by hand (``Router.narrowed``)."""
+    if payload.get("type") == "circulation":
+        paths = [str(payload.get("folder", ""))]
+    elif payload.get("type") == "change":
+        paths = [p for p in (payload.get("path"), payload.get("old_path")) if p]
+    else:
+        return []
+    notes = []
+    for path in paths:
+        narrowed = router.narrowed(path)
+        if narrowed is not None:
+            item, left_out = narrowed
+            notes.append(f"not routed to {', '.join(left_out)}: {item!r} has permissions of its own "
+                         "(set by hand) they cannot read")
+    return notes
 
 
 def _daily_digests(store: Store, notifier: Notifier, config: NoticeConfig, now: dt.datetime,

@@ -1,18 +1,26 @@
 """``/metrics`` of ``cartif-bot run``, in the Prometheus text format (prometheus_client).
 
 Where it sits: ``bot.service.serving`` creates one ``ServiceMetrics``; the runner reports each
-finished run (``cycle_finished``), the API counts its requests, and Graph traffic is counted at
-the one place every Graph request passes: ``connectors.retrying.RetryingTransport`` (its
-``OBSERVERS`` hook). A private registry keeps tests and several services in one process apart.
+finished run (``cycle_finished``), the API counts its requests, and outgoing HTTP traffic is
+counted at the one place every request of the process passes: the retry layer
+(``connectors.retrying``, its ``OBSERVERS`` hook), labelled by ``api`` — "graph" (the SDK, $batch,
+delta pages, the small sync Graph clients), "sharepoint" (office365-rest-python-client's REST
+calls through ``RetryingAdapter``) and "teams" (the Workflows webhooks). A private registry keeps
+tests and several services in one process apart.
 
 Series (all prefixed ``cartif_``): ``cycles_total{outcome}``, ``cycle_duration_seconds``
 (histogram), ``step_duration_seconds{step}``, ``changes_total{kind}``, ``permission_changes_total``,
-``drift_findings`` (last cycle), ``graph_requests_total{method,status}``,
-``graph_retry_wait_seconds_total``, ``graph_throttled_total``, ``api_requests_total{route,status}``,
-``outbox_depth``, ``last_success_timestamp_seconds``, ``leader`` (1 on the replica holding the lock).
+``drift_findings`` (last cycle), ``http_requests_total{api,method,status}`` (every response,
+retried attempts included), ``http_throttled_total{api,status}`` (429 and 503),
+``http_retries_total{api,reason}`` and ``http_retry_wait_seconds_total{api,reason}`` (reason
+"retry_after": the service's Retry-After; "backoff": our back-off after a 5xx, reset or timeout),
+``api_requests_total{route,status}``, ``outbox_depth``, ``last_success_timestamp_seconds``,
+``leader`` (1 on the replica holding the lock).
 """
 
 from __future__ import annotations
+
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -41,11 +49,15 @@ class ServiceMetrics:
         self.changes = Counter("cartif_changes", "Changes the sync found, by kind", ["kind"], registry=r)
         self.permission_changes = Counter("cartif_permission_changes", "Permission changes applied", registry=r)
         self.drift = Gauge("cartif_drift_findings", "Permission differences found by the last cycle", registry=r)
-        self.graph_requests = Counter("cartif_graph_requests", "Graph responses, by method and status",
-                                      ["method", "status"], registry=r)
-        self.retry_wait = Counter("cartif_graph_retry_wait_seconds", "Seconds waited before Graph retries "
-                                  "(back-off and Retry-After)", registry=r)
-        self.throttled = Counter("cartif_graph_throttled", "Graph responses 429 or 503", registry=r)
+        self.http_requests = Counter("cartif_http_requests", "Responses from Graph, SharePoint REST and Teams "
+                                     "webhooks (every attempt), by API, method and status",
+                                     ["api", "method", "status"], registry=r)
+        self.throttled = Counter("cartif_http_throttled", "Responses 429 or 503, by API and status",
+                                 ["api", "status"], registry=r)
+        self.retries = Counter("cartif_http_retries", "Requests retried by the retry layer, by API and whose "
+                               "delay was waited (retry_after, backoff)", ["api", "reason"], registry=r)
+        self.retry_wait = Counter("cartif_http_retry_wait_seconds", "Seconds waited before retries, by API and "
+                                  "reason (retry_after, backoff)", ["api", "reason"], registry=r)
         self.api_requests = Counter("cartif_api_requests", "Requests to the service's HTTP API",
                                     ["route", "status"], registry=r)
         self.outbox_depth = Gauge("cartif_outbox_depth", "Pending outbox messages (notices to post)", registry=r)
@@ -54,6 +66,10 @@ class ServiceMetrics:
         self.leader = Gauge("cartif_leader", "1 when this replica holds the leader lock", registry=r)
         for outcome in ("succeeded", "partial", "failed", "interrupted"):
             self.cycles.labels(outcome)  # present at 0 from the start, so rates work from the first scrape
+        for api in get_args(retrying.Api):
+            for reason in ("retry_after", "backoff"):
+                self.retries.labels(api, reason)
+                self.retry_wait.labels(api, reason)
 
     def install(self) -> None:
         retrying.OBSERVERS.append(self._transport_event)
@@ -62,13 +78,14 @@ class ServiceMetrics:
         if self._transport_event in retrying.OBSERVERS:
             retrying.OBSERVERS.remove(self._transport_event)
 
-    def _transport_event(self, event: str, method: str, status: int, seconds: float) -> None:
-        if event == "response":
-            self.graph_requests.labels(method, str(status)).inc()
-            if status in (429, 503):
-                self.throttled.inc()
-        elif event == "wait":
-            self.retry_wait.inc(seconds)
+    def _transport_event(self, event: retrying.TransportEvent) -> None:
+        if event.kind == "response":
+            self.http_requests.labels(event.api, event.method, str(event.status)).inc()
+            if event.status in retrying.THROTTLED:
+                self.throttled.labels(event.api, str(event.status)).inc()
+        elif event.kind == "wait":
+            self.retries.labels(event.api, event.reason).inc()
+            self.retry_wait.labels(event.api, event.reason).inc(event.seconds)
 
     def cycle_finished(self, run: Run, finished_at: float) -> None:
         if run.status == "skipped":

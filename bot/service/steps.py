@@ -91,16 +91,20 @@ class PermissionsStep:
         return await asyncio.to_thread(self._run, context)
 
     def _run(self, context: CycleContext) -> StepResult:
+        from bot.notices.routing import observed_readers
         from bot.permissions import open_session
 
         with open_session(context.settings, None) as session:
             result = session.apply(context.store, force=False, dry_run=False)
+            # For the notices step: permissions made by hand that routing must honour (usually none).
+            observed = observed_readers(session.desired, result.actual)
         applied = len([o for o in result.outcomes if o.ok])
         findings = tuple(f"{a.kind} {a.target} {a.principal or ''} {a.before or '-'} → {a.after or '-'}".strip()
                          for a in result.plan)
         return StepResult({"drift": len(result.plan), "applied": applied, "failed": len(result.failed),
                            "remaining": len(result.remaining)},
-                          {"cycle_id": result.cycle_id, "planned": result.plan.counts()}, findings[:100])
+                          {"cycle_id": result.cycle_id, "planned": result.plan.counts(),
+                           "notes": list(result.plan.notes), "observed_readers": observed}, findings[:100])
 
 
 class SubscriptionStep:
