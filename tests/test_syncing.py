@@ -177,13 +177,19 @@ async def test_a_429_storm_loses_nothing_and_no_request_goes_inside_retry_after(
     assert result.pages >= 4
 
 
-def _cli_sync(tenant_info: dict[str, Any], data_dir: Path,
-              crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
+def _cli_env(tenant_info: dict[str, Any], data_dir: Path, **settings: str) -> dict[str, str]:
+    """The environment of a ``cartif-bot`` child: this tenant, this store, and ``CARTIF_*`` settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARTIF_")}
     env.update({"CARTIF_TENANT_FILE": str(Path(tenant_info["data_dir"]) / "tenant.json"),
                 "CARTIF_STORE__DATA_DIR": str(data_dir)})
-    if crash_at:
-        env["CARTIF_SYNC__CRASH_AT"] = crash_at  # the test-only setting SyncSettings.crash_at
+    env.update({f"CARTIF_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def _cli_sync(tenant_info: dict[str, Any], data_dir: Path,
+              crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
+    # crash_at: the test-only setting SyncSettings.crash_at
+    env = _cli_env(tenant_info, data_dir, **({"sync__crash_at": crash_at} if crash_at else {}))
     return subprocess.run([sys.executable, "-m", "bot", "sync", "--json"], env=env, cwd=ROOT, text=True,
                           capture_output=True, timeout=60, check=False)
 
@@ -220,9 +226,7 @@ async def test_kill_9_at_random_moments_then_each_change_is_recorded_once(
     settings = settings_for(tenant_info, tmp_path)
     folder(editor, "", unique)
     await sync_once(settings)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTIF_")}
-    env.update({"CARTIF_TENANT_FILE": str(Path(tenant_info["data_dir"]) / "tenant.json"),
-                "CARTIF_STORE__DATA_DIR": str(tmp_path), "CARTIF_SYNC__PAGE_SIZE": "10"})
+    env = _cli_env(tenant_info, tmp_path, sync__page_size="10")
     rng = random.Random(20261203)
     outcomes = []
     for round_ in range(8):
