@@ -170,7 +170,7 @@ def run_service(args: argparse.Namespace) -> int:
 
     Each cycle runs sync then permissions (then circulation pick-up and notices) — one cycle at a
     time; a trigger during a cycle queues exactly one follow-up. The HTTP server
-    (CARTIF_SERVICE__HOST/PORT) serves POST /api/sync, GET /api/runs/ID, GET /api/status, /healthz,
+    (CARTIF_SERVICE__HOST/PORT) serves POST /api/sync, GET /api/runs[/ID], GET /api/status, /healthz,
     /readyz, /metrics and, with CARTIF_NOTIFICATIONS__URL, Graph change notifications. With a
     PostgreSQL store several replicas may run; only the advisory-lock holder runs cycles. SIGTERM
     finishes the step in flight and exits 0.
@@ -285,6 +285,48 @@ def changes(args: argparse.Namespace) -> int:
     return 0
 
 
+def runs(args: argparse.Namespace) -> int:
+    """List the service's recent cycles from the store, newest first: when, why, who asked, outcome,
+    and per step its counts or error (what `GET /api/runs` shows, without a running service).
+
+    Example:
+      cartif-bot runs --limit 5
+    """
+    from bot.service.history import RunHistory
+    from bot.store import Store
+
+    settings = Settings.load(env_file=args.env_file)
+    with Store.open(settings.store.url) as store:
+        found = RunHistory(store).recent(args.limit)
+    if args.json:
+        json.dump([r.as_json() for r in found], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for run in found:
+        took = f" in {run.seconds:.1f}s" if run.seconds is not None else ""
+        print(f"{run.started_at or run.requested_at}  {run.id}  {run.status}{took}  ({run.reason}, "
+              f"by {run.requested_by or 'service'})")
+        for step in run.steps:
+            counts = ", ".join(f"{k} {v}" for k, v in step.counts.items())
+            print(f"    {step.name:<12} {step.status}" + (f": {counts}" if counts else "")
+                  + (f" — {step.error}" if step.error else ""))
+        if run.error:
+            print(f"    error: {run.error}")
+    if not found:
+        print("no runs recorded yet: `cartif-bot run` records each cycle in the store")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 1")
+    return value
+
+
 def _progress_line(pages: int, items: int) -> None:
     sys.stderr.write(f"\rsync: {items} items in {pages} page(s)…")
     sys.stderr.flush()
@@ -329,6 +371,8 @@ def permissions_plan(args: argparse.Namespace) -> int:
     with perms.open_session(settings, args.structure) as session:
         the_plan, _ = session.plan()
     sys.stdout.write(perms.dumps(the_plan.as_json()) if args.json else perms.format_plan(the_plan))
+    for note in the_plan.notes if args.json else ():  # the JSON stays a list of actions; notes go aside
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 
@@ -786,6 +830,10 @@ def build_parser() -> argparse.ArgumentParser:
     changes_parser.add_argument("--json", action="store_true", help="print the changes as a JSON array")
     changes_parser.add_argument("--include-self", action="store_true", help="also list the bot's own writes")
     changes_parser.add_argument("--limit", type=int, default=None, help="at most this many changes")
+
+    runs_parser = _add_command(commands, "runs", runs, "list the service's recent cycles")
+    runs_parser.add_argument("--limit", type=_positive_int, default=20, help="at most this many runs (default: 20)")
+    runs_parser.add_argument("--json", action="store_true", help="print the runs as a JSON array")
 
     structure_help = "the structure YAML (default: CARTIF_PERMISSIONS__STRUCTURE_PATH, the shipped config/cartif.yaml)"
     plan_parser = _add_command(commands, "plan", permissions_plan, "show the permission changes apply would make")

@@ -300,9 +300,10 @@ class SyncSettings(_Group):
         "The largest share of tracked items one sync may mark deleted without --confirm-deletions, "
         "0 to 1. Default: 0.2 (20 %): a library emptied by mistake (or a misbehaving client) must not "
         "silently become the bot's new truth; above it the sync stops and keeps its cursor."))
-    page_size: int = Field(default=1000, ge=1, le=5000, description=(
-        "Items per delta page ($top), 1 to 5,000. Default: 1,000; fewer pages mean fewer requests "
-        "(1 RU each with a token) and Graph caps pages anyway."))
+    page_size: int = Field(default=1000, ge=1, le=1000, description=(
+        "Items per delta page ($top), 1 to 1,000. Default: 1,000: fewer pages mean fewer requests "
+        "(1 RU each with a token). Microsoft serves at most about 1,000 items per drive page, so a "
+        "larger value would change nothing and is refused; smaller values only make sense in tests."))
     crash_at: Literal["before_commit", "after_commit"] | None = Field(default=None, description=(
         "TEST ONLY — never set in production. Makes `cartif-bot sync` kill its own process (SIGKILL, "
         "like kill -9) at that point of the cycle: \"before_commit\" (pages read, nothing stored) or "
@@ -366,6 +367,11 @@ class TeamsSettings(_Group):
         "Seconds after which a notice still marked as being sent counts as interrupted (a crash between "
         "sending and marking sent) and is parked for the operator. Default: 900, above one request's "
         "timeout (http.timeout_seconds, 100 s) times its attempts (1 + http.max_retries) plus Retry-After waits."))
+    outbox_retention_days: int = Field(default=30, ge=2, le=3650, description=(
+        "Days delivered notices, parked (failed) notices and routed change references stay in the outbox "
+        "before the notices step deletes them, 2 to 3,650. Default: 30, long enough to read back what went "
+        "out (cartif-bot notices list) and to retry a parked notice; pending ones are never deleted. At "
+        "least 2: the daily digest reads the last 24 hours of sent notices."))
 
 
 class NotificationSettings(_Group):
@@ -430,7 +436,13 @@ class ServiceSettings(_Group):
         "The PostgreSQL advisory lock key the leader holds (a 64-bit integer). Default: 1128354388 "
         "(\"CART\"); two deployments sharing one database need different keys."))
     keep_runs: int = Field(default=100, ge=1, description=(
-        "How many finished runs GET /api/runs/{id} and /api/status remember (in memory). Default: 100."))
+        "How many runs the service keeps in memory with their live progress (GET /api/runs/{id} while "
+        "queued or running); finished runs are read from the store's run history (run_history_days). "
+        "Default: 100."))
+    run_history_days: int = Field(default=90, ge=1, le=3650, description=(
+        "Days the store keeps the service's run history (GET /api/runs, /api/status), 1 to 3,650. "
+        "Default: 90, a quarter of cycles to look back on (about 26,000 rows at one cycle per 5 minutes); "
+        "older runs are deleted at the end of each run."))
 
 
 def _default_secrets_dir() -> Path | None:

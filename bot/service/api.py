@@ -10,7 +10,9 @@ Routes::
                                notifications.url is set) → a "notification" trigger
     POST /api/sync             manual trigger (bearer: static token or Entra ID with the role)
                                → 202 {"run_id", "status", "url"}; 503 on a standby
-    GET  /api/runs/{id}        a run's progress and result (same credentials)
+    GET  /api/runs             the most recent runs, newest first (?limit=N, at most 200; from the
+                               store's run history, so they survive a restart; queued/running first)
+    GET  /api/runs/{id}        a run's progress and result (same credentials; memory, then the store)
     GET  /api/status           role, schedule, last cycles, changes, drift findings, outbox depth
     GET  /healthz              200 while the process serves
     GET  /readyz               200 when the store answers and the service is not stopping, else 503
@@ -31,8 +33,9 @@ from starlette.routing import Route
 
 from bot.receiver import Message, Receive, Receiver, Scope, Send
 from bot.service.authn import Caller, Forbidden, TriggerAuth, Unauthorized
+from bot.service.history import LIST_MAX
 from bot.service.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
-from bot.service.running import CycleRunner
+from bot.service.running import CycleRunner, Run
 from bot.store import Store
 
 __all__ = ["ServiceApp", "build_app"]
@@ -76,7 +79,7 @@ def _route_label(path: str) -> str:
     # Bounded label values: run ids and unknown paths must not create a series each.
     if path.startswith("/api/runs/"):
         return "/api/runs/{id}"
-    if path in ("/api/sync", "/api/status", "/healthz", "/readyz", "/metrics"):
+    if path in ("/api/sync", "/api/runs", "/api/status", "/healthz", "/readyz", "/metrics"):
         return path
     return "other"
 
@@ -104,7 +107,7 @@ def build_app(runner: CycleRunner, auth: TriggerAuth, metrics: ServiceMetrics, s
         if runner.stopping:
             return JSONResponse({"error": "stopping", "message": "the service is shutting down"}, 503)
         busy = runner.current
-        run = runner.trigger("manual")
+        run = runner.trigger("manual", by=caller.kind + (f":{caller.app_id}" if caller.app_id else ""))
         body = {"run_id": run.id, "status": run.status, "url": f"/api/runs/{run.id}",
                 "after": busy.id if busy is not None and busy is not run else None, "triggers": run.triggers,
                 "by": caller.kind}
@@ -114,16 +117,40 @@ def build_app(runner: CycleRunner, auth: TriggerAuth, metrics: ServiceMetrics, s
         caller = await authorise(request)
         if isinstance(caller, Response):
             return caller
-        run = runner.runs.get(request.path_params["run_id"])
+        run_id = request.path_params["run_id"]
+        run = runner.runs.get(run_id)
+        if run is None and runner.history is not None:
+            run = await asyncio.to_thread(runner.history.get, run_id)
         if run is None:
             return JSONResponse({"error": "not_found", "message": "no such run (or no longer remembered)"}, 404)
         return JSONResponse(run.as_json())
+
+    async def finished_runs(count: int) -> list[Run]:
+        # The store's history survives restarts; without one (tests) the runner's memory answers.
+        if runner.history is None:
+            return runner.last_runs(count)
+        stored = await asyncio.to_thread(runner.history.recent, count + 2)
+        return [r for r in stored if r.done and r.id not in _live(runner)][:count]
+
+    async def list_runs(request: Request) -> Response:
+        caller = await authorise(request)
+        if isinstance(caller, Response):
+            return caller
+        try:
+            limit = int(request.query_params.get("limit", "20"))
+        except ValueError:
+            return JSONResponse({"error": "bad_request", "message": "limit: a whole number, 1 to "
+                                 f"{LIST_MAX}"}, 400)
+        limit = max(1, min(limit, LIST_MAX))
+        live = [r for r in (runner.queued, runner.current) if r is not None]
+        runs = live + await finished_runs(limit)
+        return JSONResponse({"runs": [r.as_json() for r in runs[:limit]], "limit": limit})
 
     async def status(request: Request) -> Response:
         caller = await authorise(request)
         if isinstance(caller, Response):
             return caller
-        last = runner.last_runs(10)
+        last = await finished_runs(10)
         permissions = next((s for r in last for s in r.steps if s.name == "permissions"
                             and s.status == "succeeded"), None)
         sync_step = next((s for r in last for s in r.steps if s.name == "sync" and s.status == "succeeded"), None)
@@ -134,7 +161,8 @@ def build_app(runner: CycleRunner, auth: TriggerAuth, metrics: ServiceMetrics, s
             "next_cycle_at": runner.next_scheduled.isoformat() if runner.next_scheduled else None,
             "current": runner.current.as_json() if runner.current else None,
             "last_cycles": [{"id": r.id, "reason": r.reason, "status": r.status, "finished_at": r.finished_at,
-                             "seconds": r.seconds, "steps": {s.name: s.status for s in r.steps}} for r in last],
+                             "seconds": r.seconds, "steps": {s.name: s.status for s in r.steps},
+                             "requested_by": r.requested_by, "error": r.error} for r in last],
             "changes": {"last_sync": sync_step.counts if sync_step else None,
                         "recent": list(sync_step.detail.get("changes", []))[:20] if sync_step else []},
             "drift_findings": permissions.findings if permissions else [],
@@ -159,6 +187,7 @@ def build_app(runner: CycleRunner, auth: TriggerAuth, metrics: ServiceMetrics, s
 
     api = Starlette(routes=[
         Route("/api/sync", sync, methods=["POST"]),
+        Route("/api/runs", list_runs, methods=["GET"]),
         Route("/api/runs/{run_id}", get_run, methods=["GET"]),
         Route("/api/status", status, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -166,6 +195,10 @@ def build_app(runner: CycleRunner, auth: TriggerAuth, metrics: ServiceMetrics, s
         Route("/metrics", metrics_route, methods=["GET"]),
     ])
     return ServiceApp(api, metrics, receiver)
+
+
+def _live(runner: CycleRunner) -> set[str]:
+    return {r.id for r in (runner.queued, runner.current) if r is not None}
 
 
 def _ping(store: Store) -> None:

@@ -2,7 +2,9 @@
 
 Where it sits: ``bot.service.serving`` creates one ``CycleRunner``; the scheduler loop
 (``run_forever``), ``POST /api/sync`` and the notification receiver call ``trigger``; the API
-reads ``runs`` for ``GET /api/runs/{id}`` and ``/api/status``.
+reads ``runs`` (memory: queued and running runs with their live progress) and, for finished runs,
+the store's run history (``bot.service.history``: a row written when a run starts and when it
+ends, so ``GET /api/runs`` and ``/api/status`` survive a restart).
 
 Rules:
 
@@ -24,7 +26,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.service.logs import run_id_var
 from bot.service.scheduling import Schedule
@@ -32,7 +34,10 @@ from bot.service.steps import CycleContext, CycleStep, StepResult
 from bot.store import Store
 from config.settings import Settings
 
-__all__ = ["CycleRunner", "Run", "StepRecord"]
+if TYPE_CHECKING:
+    from bot.service.history import RunHistory
+
+__all__ = ["CycleRunner", "Run", "StepRecord", "run_error"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +74,12 @@ class Run:
     started_at: str | None = None
     finished_at: str | None = None
     seconds: float | None = None
+    #: who asked: "service" (start, schedule, notification, takeover), "token" or "entra:{app id}" (API)
+    requested_by: str | None = None
+    #: the run in flight when this one was queued (a follow-up runs right after it)
+    follow_up_of: str | None = None
+    #: the failed steps' errors, or why the run was interrupted (set when it ends)
+    error: str | None = None
 
     @property
     def done(self) -> bool:
@@ -85,12 +96,24 @@ class Run:
         return data
 
 
+def run_error(run: Run) -> str | None:
+    """A finished run's error line: its failed steps' errors, or which steps a stop skipped."""
+    failed = [f"{s.name}: {s.error}" for s in run.steps if s.status == "failed" and s.error]
+    if failed:
+        return "; ".join(failed)
+    if run.status == "interrupted":
+        skipped = [s.name for s in run.steps if s.status == "skipped"]
+        return "stopped before: " + ", ".join(skipped) if skipped else "stopped before it started"
+    return None
+
+
 class CycleRunner:
     """Runs the cycle's steps; see the module docstring."""
 
     def __init__(self, settings: Settings, store: Store, steps: Sequence[CycleStep], *,
                  schedule: Schedule | None = None, is_leader: Callable[[], bool] = lambda: True,
-                 on_finished: Callable[[Run], None] | None = None, keep: int = 100) -> None:
+                 on_finished: Callable[[Run], None] | None = None, keep: int = 100,
+                 history: RunHistory | None = None) -> None:
         self.settings = settings
         self.store = store
         self.steps = list(steps)
@@ -104,15 +127,21 @@ class CycleRunner:
         self._wake = asyncio.Event()
         self._stopping = False
         self.next_scheduled: dt.datetime | None = None
+        #: the store's run history (None: memory only, as in the unit tests)
+        self.history = history
 
     # ------------------------------------------------------------------------------------------ triggers
-    def trigger(self, reason: str) -> Run:
-        """Ask for a cycle; returns the run that will serve it (the queued one if there is one)."""
+    def trigger(self, reason: str, by: str = "service") -> Run:
+        """Ask for a cycle; returns the run that will serve it (the queued one if there is one).
+
+        ``by``: who asked ("service" for the start, the schedule, notifications and takeovers; the
+        API passes the caller)."""
         if self._queued is not None:
             self._queued.triggers += 1
             log.info("trigger (%s) joins queued run %s", reason, self._queued.id)
             return self._queued
-        run = Run(uuid.uuid4().hex[:12], reason, _now(), [StepRecord(s.name) for s in self.steps])
+        run = Run(uuid.uuid4().hex[:12], reason, _now(), [StepRecord(s.name) for s in self.steps],
+                  requested_by=by, follow_up_of=self.current.id if self.current is not None else None)
         self._queued = run
         self._remember(run)
         self._wake.set()
@@ -130,6 +159,11 @@ class CycleRunner:
     @property
     def stopping(self) -> bool:
         return self._stopping
+
+    @property
+    def queued(self) -> Run | None:
+        """The run waiting for the one in flight (the follow-up), if any."""
+        return self._queued
 
     # ------------------------------------------------------------------------------------------ loop
     async def run_forever(self) -> None:
@@ -170,6 +204,7 @@ class CycleRunner:
         started = time.perf_counter()
         run.status, run.started_at = "running", _now()
         log.info("cycle %s started (%s)", run.id, run.reason)
+        await self._persist("started", run)
         context = CycleContext(run.id, run.reason, self.settings, self.store)
         try:
             for step, record in zip(self.steps, run.steps, strict=True):
@@ -199,12 +234,40 @@ class CycleRunner:
             else:
                 outcome = "succeeded"
             self._finish(run, outcome, started)
+            await self._persist("finished", run)
         finally:
             run_id_var.reset(token)
             self.current = None
 
+    async def _persist(self, what: str, run: Run) -> None:
+        """Write the run to the store's history; a store error is logged, the cycle goes on.
+
+        Before a run starts, rows still "running" are marked "interrupted": only the leader gets
+        here and it runs one cycle at a time, so they belong to a process that died (or a deposed
+        leader still finishing, whose own end-of-run update then overwrites the mark). Every run,
+        not just the first: leadership may come back after another leader died mid-cycle."""
+        history = self.history
+        if history is None:
+            return
+
+        def write() -> None:
+            if what == "started":
+                if count := history.mark_interrupted():
+                    log.warning("marked %d run(s) left running by an ended process as interrupted", count)
+                history.started(run)
+            else:
+                history.finished(run)
+                if pruned := history.prune():
+                    log.info("run history: deleted %d run(s) older than %d days", pruned, history.retention_days)
+
+        try:
+            await asyncio.to_thread(write)
+        except Exception as exc:  # the history is a record of the cycle, never a reason to stop it
+            log.warning("run history: %s of run %s not recorded: %s: %s", what, run.id, type(exc).__name__, exc)
+
     def _finish(self, run: Run, outcome: str, started: float) -> None:
         run.status, run.finished_at = outcome, _now()
+        run.error = run_error(run)
         if run.started_at is not None:
             run.seconds = round(time.perf_counter() - started, 3)
         log.info("cycle %s %s%s", run.id, outcome, f" in {run.seconds:.2f} s" if run.seconds is not None else "")

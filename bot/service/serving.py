@@ -31,6 +31,7 @@ from bot.notifications import SyncRequests
 from bot.receiver import Receiver
 from bot.service.api import build_app
 from bot.service.authn import TriggerAuth
+from bot.service.history import RunHistory
 from bot.service.leading import leadership_for
 from bot.service.logs import configure_logging
 from bot.service.metrics import ServiceMetrics
@@ -98,7 +99,7 @@ async def run_service(settings: Settings, *, steps: list[CycleStep] | None = Non
 
     runner = CycleRunner(settings, store, steps if steps is not None else build_steps(settings),
                          schedule=schedule, is_leader=lambda: leading["leader"], on_finished=finished,
-                         keep=service.keep_runs)
+                         keep=service.keep_runs, history=RunHistory(store, service.run_history_days))
     requests = SyncRequests()
     receiver = None
     url, secret = settings.notifications.url, settings.notifications.client_state

@@ -11,9 +11,10 @@ as text on SQLite and PostgreSQL alike; JSON columns hold JSON text.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
-__all__ = ["audit", "changes", "cursors", "items", "metadata", "outbox", "register", "subscriptions"]
+__all__ = ["audit", "changes", "cursors", "items", "metadata", "outbox", "register", "service_runs",
+           "subscriptions"]
 
 metadata = MetaData()
 
@@ -139,4 +140,26 @@ register = Table(
     Column("comparison_json", Text, nullable=True),
     UniqueConstraint("series", "content_sha256", name="uq_document_register_content"),
     Index("ix_document_register_series", "series", "number"),
+)
+
+#: The service's run history (migration 0003): one row per cycle ``cartif-bot run`` started, written
+#: at start (status "running") and updated at the end; ``steps`` is a JSON summary per step. A row
+#: still "running" when the leader starts a run belonged to a process that died: it is marked "interrupted".
+#: Kept ``service.run_history_days`` (bot.service.history prunes at the end of each run).
+service_runs = Table(
+    "service_runs", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("trigger", String(32), nullable=False),
+    Column("requested_by", Text, nullable=True),
+    Column("follow_up_of", String(40), nullable=True),
+    Column("triggers", Integer, nullable=False),
+    Column("requested_at", String(40), nullable=False),
+    Column("started_at", String(40), nullable=False),
+    Column("finished_at", String(40), nullable=True),
+    Column("seconds", Float, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("steps", Text, nullable=False),
+    Column("error", Text, nullable=True),
+    Index("ix_service_runs_started", "started_at"),
+    Index("ix_service_runs_status", "status"),
 )
