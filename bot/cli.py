@@ -556,16 +556,19 @@ def notices_send(args: argparse.Namespace) -> int:
 
 
 def notices_list(args: argparse.Namespace) -> int:
-    """List Teams notices in the outbox: channel, status, attempts, last error; --failed: parked ones.
+    """List Teams notices in the outbox: channel, status, attempts, last error; --failed: parked ones;
+    --withheld: changes some channel was not told about, and why (e.g. a folder restricted by hand).
 
     Example:
       cartif-bot notices list --failed --json
     """
-    from bot.notices import list_notices
+    from bot.notices import list_notices, withheld_sources
     from bot.store import Store
 
     settings = Settings.load(env_file=args.env_file)
     with Store.open(settings.store.url) as store:
+        if args.withheld:
+            return _print_withheld(withheld_sources(store), as_json=args.json)
         rows = list_notices(store, failed_only=args.failed)
     if args.json:
         json.dump([{"id": r.id, "channel": r.channel.removeprefix("teams:"), "key": r.idempotency_key,
@@ -580,6 +583,21 @@ def notices_list(args: argparse.Namespace) -> int:
               + (f"  — {r.last_error}" if r.last_error else ""))
     if not rows:
         print("no failed notices" if args.failed else "no notices")
+    return 0
+
+
+def _print_withheld(rows: list[Any], *, as_json: bool) -> int:
+    if as_json:
+        json.dump([{"id": r.id, "key": r.idempotency_key, "created_at": r.created_at, "why": r.last_error,
+                    "path": r.payload.get("path") or r.payload.get("folder"), "symbol": r.payload.get("symbol")}
+                   for r in rows], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for r in rows:
+        what = r.payload.get("symbol") or r.payload.get("path") or r.idempotency_key
+        print(f"{r.id:>6}  {r.created_at}  {what}  — {r.last_error}")
+    if not rows:
+        print("nothing withheld: every change reached every channel it routes to")
     return 0
 
 
@@ -871,6 +889,8 @@ def build_parser() -> argparse.ArgumentParser:
     send_parser.add_argument("--json", action="store_true", help="print the drain report as JSON")
     list_parser = _add_command(notices_commands, "list", notices_list, "list notices and their delivery state")
     list_parser.add_argument("--failed", action="store_true", help="only parked notices")
+    list_parser.add_argument("--withheld", action="store_true",
+                             help="changes some channel was not told about, and why")
     list_parser.add_argument("--json", action="store_true", help="print JSON")
     retry_parser = _add_command(notices_commands, "retry", notices_retry, "queue parked notices again")
     retry_parser.add_argument("ids", nargs="*", type=int, metavar="ID", help="notice ids (default: all parked)")

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from bot.applying import reconcile
 from bot.desired import build_desired
-from bot.notices import MemoryNotifier, NoticeConfig, Router, drain
+from bot.notices import MemoryNotifier, NoticeConfig, Router, drain, withheld_sources
 from bot.notices.cards import Links
 from bot.notices.routing import observed_readers
 from bot.notices.step import NoticesStep
@@ -87,10 +87,12 @@ async def test_a_change_in_a_subfolder_restricted_by_hand_reaches_only_channels_
         with store.engine.connect() as conn:
             source = conn.execute(sa.select(schema.outbox).where(
                 schema.outbox.c.idempotency_key == "change:hand-1")).one()
+        withheld = withheld_sources(store)  # what `cartif-bot notices list --withheld` prints
     assert report.sent == 1 and [channel for channel, _, _ in notifier.posted] == ["Secretariat"]
     assert source.status == "routed"
     assert source.last_error == (f"not routed to WG WG-TF: {sub!r} has permissions of its own "
                                  "(set by hand) they cannot read")
+    assert [(r.idempotency_key, r.last_error) for r in withheld] == [("change:hand-1", source.last_error)]
 
 
 async def test_the_notices_step_routes_by_what_the_permissions_step_observed(

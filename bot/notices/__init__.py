@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bot.notices.outbox import DrainReport, NoticeConfig, drain, list_notices, retry_notices
+from bot.notices.outbox import DrainReport, NoticeConfig, drain, list_notices, retry_notices, withheld_sources
 from bot.notices.ports import Delivery, MemoryNotifier, Notifier
 from bot.notices.routing import Router
 
 __all__ = ["Delivery", "DrainReport", "MemoryNotifier", "NoticeConfig", "Notifier", "Router", "drain",
-           "drain_once", "list_notices", "retry_notices"]
+           "drain_once", "list_notices", "retry_notices", "withheld_sources"]
 
 
 async def drain_once(settings: Any, store: Any, *, structure: Any = None,

@@ -443,6 +443,16 @@ def list_notices(store: Store, *, failed_only: bool = False) -> list[OutboxMessa
         return _rows(conn, query)
 
 
+def withheld_sources(store: Store) -> list[OutboxMessage]:
+    """Routed changes and circulations that some channel was not told about, oldest first: their
+    ``last_error`` says why (permissions set by hand the channel cannot read, no transport)."""
+    t = schema.outbox
+    query = (sa.select(t).where(~t.c.channel.startswith(NOTICE_PREFIX), t.c.status == "routed",
+                                t.c.last_error.is_not(None)).order_by(t.c.id))
+    with store.engine.connect() as conn:
+        return _rows(conn, query)
+
+
 def retry_notices(store: Store, ids: Iterable[int] = ()) -> int:
     """Put parked notices back to pending (all of them when ``ids`` is empty); returns how many."""
     t = schema.outbox
