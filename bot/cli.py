@@ -524,7 +524,8 @@ def notices_send(args: argparse.Namespace) -> int:
     """Drain the notices outbox once: route new changes, post due cards to Teams, back off failures.
 
     Changes wait CARTIF_TEAMS__DEBOUNCE_SECONDS (default 2 minutes) so that a burst becomes one
-    card per channel; circulated texts go at once. Prints one line with what was done.
+    card per channel; circulated texts go at once. Routing honours permissions made by hand as the
+    service's last permissions step recorded them. Prints one line with what was done.
 
     Example:
       CARTIF_TENANT_FILE=.data/tenant/tenant.json cartif-bot notices send
@@ -532,13 +533,16 @@ def notices_send(args: argparse.Namespace) -> int:
     import asyncio
 
     from bot.notices import drain_once
+    from bot.service.history import RunHistory
     from bot.store import Store
     from config.structure import load_structure
 
     settings = Settings.load(env_file=args.env_file)
     structure = load_structure(args.structure or settings.permissions.structure_path)
     with Store.open(settings.store.url) as store:
-        report = asyncio.run(drain_once(settings, store, structure=structure))
+        # Permissions made by hand, as the service's last permissions step saw them (run history).
+        observed = RunHistory(store).last_observation()
+        report = asyncio.run(drain_once(settings, store, structure=structure, observed=observed))
     if args.json:
         json.dump({"routed": report.routed, "notices": report.notices, "cards": report.cards, "sent": report.sent,
                    "deferred": report.deferred, "retrying": report.retrying, "parked": report.parked,

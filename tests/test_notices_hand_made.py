@@ -7,7 +7,8 @@ report``) and observed with its actual grants (``routing.observed_readers``); a 
 is routed by those grants — to the Secretariat's channel only, never to the working group's,
 which the desired model alone would have told — and the outbox source says which channels were
 left out and why; the service's notices step takes the observation from the permissions step of
-its cycle (``detail["observed_readers"]``) and posts to the Secretariat channel only.
+its cycle (``detail["observed_readers"]``) and posts to the Secretariat channel only; when that
+step failed, the last observation in the run history routes instead of the desired model.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from bot.notices.step import NoticesStep
 from bot.observing import observe
 from bot.planning import GuardPolicy, plan
 from bot.ports import MemoryAuditLog
+from bot.service.history import RunHistory
+from bot.service.running import Run, StepRecord
 from bot.service.steps import CycleContext, StepResult
 from bot.store import Store, schema
 from config.settings import Settings
@@ -108,6 +111,29 @@ async def test_the_notices_step_routes_by_what_the_permissions_step_observed(
                                                    "old_path": None, "at": "2026-12-02T08:00:00Z"})
         context = CycleContext("run-1", "manual", settings, store,
                                results={"permissions": StepResult({}, {"observed_readers": observed})})
+        result = await NoticesStep().run(context)
+    assert result.counts["sent"] == 1, result
+    found = await settled(admin, tag, expected=1)
+    assert {k: len(v) for k, v in found.items()} == {"Secretariat": 1}, json.dumps(found)[:500]
+
+
+async def test_when_the_permissions_step_failed_the_last_recorded_observation_routes(
+        tenant_info: dict[str, Any], admin: httpx.Client, tmp_path: Path) -> None:
+    structure = load_structure()
+    settings = Settings.load(env_file=None, tenant_file=Path(tenant_info["data_dir"]) / "tenant.json",
+                             store={"data_dir": str(tmp_path)}, teams={"debounce_seconds": 0})
+    tag = f"hand-{tmp_path.name}"
+    observed = {"Working groups/WG-TF/Chairs only": [structure.group_name("secretariat")]}
+    with Store.open(settings.store.url) as store:
+        # An earlier cycle's permissions step saw the hand-made restriction; this cycle's failed.
+        earlier = Run("run-0", "schedule", "2026-12-02T07:00:00.000000Z",
+                      [StepRecord("permissions", "succeeded", detail={"observed_readers": observed})],
+                      status="succeeded", started_at="2026-12-02T07:00:00.000000Z")
+        RunHistory(store).finished(earlier)
+        store.enqueue("changes", f"change:{tag}", {"type": "change", "change_id": 1, "kind": "created",
+                                                   "path": f"/Working groups/WG-TF/Chairs only/{tag}.docx",
+                                                   "old_path": None, "at": "2026-12-02T08:00:00Z"})
+        context = CycleContext("run-1", "manual", settings, store, results={})
         result = await NoticesStep().run(context)
     assert result.counts["sent"] == 1, result
     found = await settled(admin, tag, expected=1)

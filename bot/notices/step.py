@@ -32,14 +32,18 @@ class NoticesStep:
     async def run(self, context: CycleContext) -> StepResult:
         from bot.notices import drain_once
         from bot.notices.retention import prune_outbox
+        from bot.service.history import RunHistory
         from bot.service.steps import StepResult
         from config.structure import load_structure
 
         structure = load_structure(context.settings.permissions.structure_path)
         # What this cycle's permissions step saw of permissions made by hand (bot.notices.routing);
-        # without it (the step failed) routing falls back to the desired model.
+        # when it failed, the last observation on record (the run history); with none at all,
+        # routing follows the desired model.
         permissions = context.results.get("permissions")
         observed = permissions.detail.get("observed_readers") if permissions is not None else None
+        if observed is None:
+            observed = await asyncio.to_thread(RunHistory(context.store).last_observation)
         report = await drain_once(context.settings, context.store, structure=structure, observed=observed)
         pruned = await asyncio.to_thread(prune_outbox, context.store, context.settings.teams.outbox_retention_days)
         counts = {"routed": report.routed, "notices": report.notices, "cards": report.cards, "sent": report.sent,

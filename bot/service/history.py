@@ -125,6 +125,22 @@ class RunHistory:
             rows = conn.execute(sa.select(t).order_by(t.c.started_at.desc(), t.c.id.desc()).limit(limit))
             return [run_from_row(r) for r in rows]
 
+    def last_observation(self, scan: int = LIST_MAX) -> dict[str, list[str]] | None:
+        """The permissions made by hand (``observed_readers``: path → groups granted) that the latest
+        successful permissions step saw, or None if none is on record among the last ``scan`` runs.
+
+        For notice routing when this cycle has no observation of its own (the permissions step
+        failed, or ``cartif-bot notices send`` runs alone): hand-made restrictions rarely change, and
+        the last known ones are far closer to the truth than the desired model, which knows none.
+        Group lists are stored trimmed (``DETAIL_LIST_MAX``); a trimmed list can only narrow routing.
+        """
+        for run in self.recent(scan):
+            for step in run.steps:
+                observed = step.detail.get("observed_readers")
+                if step.name == "permissions" and step.status == "succeeded" and isinstance(observed, dict):
+                    return {str(path): [str(g) for g in groups] for path, groups in observed.items()}
+        return None
+
     def get(self, run_id: str) -> Run | None:
         t = schema.service_runs
         with self.store.engine.connect() as conn:

@@ -223,3 +223,20 @@ def test_the_runs_command_lists_the_stored_runs_newest_first(
                        "    error: permissions: ServerError: 503"]
     assert main(["runs", "--json"]) == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == ["run2", "run1"]
+
+
+def test_the_last_observation_comes_from_the_latest_successful_permissions_step(store: Store) -> None:
+    history = RunHistory(store)
+    assert history.last_observation() is None
+    for n, status, observed in ((1, "succeeded", {"A/Chairs": ["CARTIF Secretariat"]}),
+                                (2, "succeeded", {"A/Chairs": ["CARTIF Secretariat", "CARTIF WG-TF"]}),
+                                (3, "failed", None)):
+        detail = {"observed_readers": observed} if observed is not None else {}
+        run = Run(f"run{n}", "schedule", _iso(NOW + dt.timedelta(minutes=n)),
+                  [StepRecord("sync", "succeeded"), StepRecord("permissions", status, detail=detail)],
+                  status="succeeded" if status == "succeeded" else "partial",
+                  started_at=_iso(NOW + dt.timedelta(minutes=n)))
+        history.started(run)
+        history.finished(run)
+    # run3's permissions step failed: run2's observation is the last one on record.
+    assert history.last_observation() == {"A/Chairs": ["CARTIF Secretariat", "CARTIF WG-TF"]}
