@@ -179,7 +179,9 @@ def run(*, keep: bool = False, data_dir: Path = DEMO_DIR) -> int:
         perm_step = steps.get("permissions", {"counts": {}})
         _say(f"  changes seen       {sync_step['counts'].get('changes', 0)} in the manual sync "
              f"({', '.join(f'{k[8:]} {v}' for k, v in sync_step['counts'].items() if k.startswith('changes_'))})")
-        _say(f"  drift corrected    {perm_step['counts']}")
+        counts = perm_step["counts"]
+        _say(f"  drift corrected    {counts.get('applied', 0)} of {counts.get('drift', 0)} found"
+             f" ({counts.get('failed', 0)} failed, {counts.get('remaining', 0)} left)")
         register = _cli(env, "register", "list")
         _say("  register")
         for line in register.stdout.strip().splitlines():

@@ -125,8 +125,13 @@ def format_list(rows: list[dict[str, Any]]) -> str:
     cells = [[_cell(r[c]) for c in shown] for r in rows]
     widths = [min(max(len(x[i]) for x in [*cells, list(head)]), 48) for i in range(len(shown))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c[:w].ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines += ["  ".join(_fit(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     return "\n".join([*lines, "", f"{len(rows)} text(s)"]) + "\n"
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` in a column ``width`` wide; a longer one cut with "…" so the cut shows."""
+    return (text if len(text) <= width else text[:width - 1] + "…").ljust(width)
 
 
 def _cell(value: Any) -> str:

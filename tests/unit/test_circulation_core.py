@@ -227,6 +227,8 @@ def test_register_output_and_derestriction(store: Store) -> None:
     assert [(r["symbol"], r["brackets"], r["clean_articles"]) for r in rows] == [
         ("CARTIF/WG-TF/W/1", 2, 1), ("CARTIF/WG-TF/W/1/Rev.1", 1, 2)]
     assert "Zero draft, Rev.1" in format_list(rows) and list_csv(rows).count("\n") == 3
+    long_title = [{**rows[0], "title": "Draft CARTIF Protocol on Trade Facilitation, Rev.1 (consolidated)"}]
+    assert "Draft CARTIF Protocol on Trade Facilitation, Re…" in format_list(long_title)  # a cut shows
     text = format_show(show(store, second.symbol))
     assert "brackets 2 → 1 (-1)" in text and "changed: Article 1" in text
     summary, html = diff(store, first.symbol, second.symbol)
