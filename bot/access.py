@@ -1,6 +1,6 @@
 """Access reports: per governed folder, desired and actual grants with drift; who can reach a path and why.
 
-Undeclared items (subfolders and files directly inside governed folders) with their own
+Undeclared items (subfolders and files at any depth inside governed folders) with their own
 permissions appear in the report as extra rows (``declared: false``), always as drift.
 
 Where it sits: read-only views for ``cartif-bot access report`` and ``cartif-bot access who``,

@@ -195,4 +195,4 @@ class ActualState:
     """Site groups named like the bot's (``DesiredState.managed_groups``) that the structure no longer declares;
     only those carrying the ownership marker (``ActualGroup.bot_made``) are deleted."""
     undeclared: Mapping[str, ActualFolder] = dataclasses.field(default_factory=dict)
-    """Undeclared subfolders and files directly inside governed folders that have unique permissions."""
+    """Undeclared subfolders and files, at any depth below governed folders, that have unique permissions."""

@@ -27,7 +27,7 @@ groups made by hand — even one whose name happens to match a pattern ("CARTIF 
 "CARTIF {code}"). Such a group is left alone and shown in ``Plan.notes`` so an admin sees it. A
 deleted group's grants on governed folders are revoked first like any undeclared grant.
 
-Undeclared items (subfolders and files directly inside governed folders, not in the layout)
+Undeclared items (subfolders and files at any depth inside governed folders, not in the layout)
 with unique permissions are drift: reported by ``undeclared_drift`` always, and planned like an
 inheriting folder (links removed, inheritance reset) only when the structure says
 ``folders.undeclared: inherit`` — by default people may share a single document on purpose.

@@ -14,8 +14,13 @@ HasUniqueRoleAssignments and every role assignment of every child in one request
 groups with their users in one more. Principal ids and role-definition ids seen while reading are
 cached for the writes. The listing's ``$expand`` reaches one level further (each child's own
 ``Folders`` and ``Files`` with their role assignments), so the subfolders and files directly inside
-every governed folder are scanned for unique permissions and sharing links in the same request:
-``undeclared()`` returns those that are not governed. Stale groups come from the same group listing
+every governed folder are scanned for unique permissions and sharing links in the same request.
+Deeper items are found by a scan of the whole library (``GetList('{library}')/items?$select=Id,FileRef,
+FileSystemObjectType,HasUniqueRoleAssignments&$top=5000``, following the next link: ⌈items / 5,000⌉
+requests; SharePoint cannot $filter on the flag, so ``unique_below`` filters here), then one
+``items({id})/RoleAssignments?$expand=Member,RoleDefinitionBindings`` per unique item below a governed
+folder not already seen. ``undeclared()`` returns every such item that is not governed, at any depth.
+Stale groups come from the same group listing
 (``read_groups(names, patterns)``, each with its Description, where the bot's ownership marker
 ``bot.model.GROUP_MARKER`` lives); ``delete_group`` removes one by id, ``set_group_description``
 MERGEs ``SP.Group.Description`` (``POST web/sitegroups/getbyid(n)`` with ``X-HTTP-Method: MERGE``).
@@ -30,9 +35,9 @@ drive id, or when Graph does not show the link, the link group's role assignment
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
-from urllib.parse import quote
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+from urllib.parse import quote, urlsplit
 
 import httpx
 from office365.sharepoint.client_context import ClientContext
@@ -40,11 +45,12 @@ from office365.sharepoint.client_context import ClientContext
 from bot.model import LIMITED_ACCESS, ActualFolder, ActualGroup, Link, user_key
 from config.settings import Settings
 from connectors.auth import Authenticator
-from connectors.errors import NotFound
+from connectors.errors import ClientError, NotFound
 from connectors.graph import build_sync_graph_client
 from connectors.sharepoint import NOMETADATA, build_sharepoint_context, rest_call
 
-__all__ = ["EXPAND", "SharePointPermissions", "build_site_permissions", "principal_key"]
+__all__ = ["EXPAND", "PAGE", "SCAN_SELECT", "SharePointPermissions", "UniqueItem", "build_site_permissions",
+           "next_link", "principal_key", "unique_below"]
 
 #: One listing per parent: every child's HasUniqueRoleAssignments and role assignments, and the same for
 #: the child's own subfolders and files (one level below each governed folder: undeclared items there are
@@ -52,6 +58,52 @@ __all__ = ["EXPAND", "SharePointPermissions", "build_site_permissions", "princip
 _ITEM = ("ListItemAllFields/RoleAssignments/Member,ListItemAllFields/RoleAssignments/RoleDefinitionBindings,"
          "ListItemAllFields/HasUniqueRoleAssignments")
 EXPAND = ",".join([_ITEM, *(f"{below}/{part}" for below in ("Folders", "Files") for part in _ITEM.split(","))])
+#: The deep scan: every list item of the library, only what tells where unique permissions are. SharePoint
+#: cannot $filter on HasUniqueRoleAssignments (not a column), so the flag is read and filtered here; 5,000 is
+#: the list view threshold, the largest page a list item query may return (anchors §limits).
+SCAN_SELECT = "Id,FileRef,FileSystemObjectType,HasUniqueRoleAssignments"
+PAGE = 5000
+
+
+class UniqueItem(NamedTuple):
+    """An item with permissions of its own found by the deep scan: library-relative path, list item id."""
+
+    path: str
+    item_id: int
+    is_file: bool
+
+
+def unique_below(rows: Iterable[Mapping[str, Any]], library_url: str, governed: Iterable[str],
+                 known: Iterable[str]) -> list[UniqueItem]:
+    """PURE. The scanned list items (``rows``: Id, FileRef, FileSystemObjectType, HasUniqueRoleAssignments)
+    that hold unique permissions strictly below a ``governed`` folder (at any depth) and are neither governed
+    nor ``known`` (already observed). ``library_url`` is the library's server-relative URL (FileRef's prefix).
+    Paths compare case-insensitively like SharePoint's; the item's own spelling is returned. Sorted by path."""
+    prefix = library_url.rstrip("/").lower() + "/"
+    roots = {g.strip("/").lower() for g in governed}
+    skip = roots | {k.strip("/").lower() for k in known}
+    out: list[UniqueItem] = []
+    for row in rows:
+        ref = str(row.get("FileRef") or "")
+        if not row.get("HasUniqueRoleAssignments") or not ref.lower().startswith(prefix):
+            continue
+        path = ref[len(prefix):].strip("/")
+        lowered = path.lower()
+        if not path or lowered in skip:
+            continue
+        parts = lowered.split("/")
+        if any("/".join(parts[:depth]) in roots for depth in range(1, len(parts))):
+            out.append(UniqueItem(path, int(row["Id"]), int(row.get("FileSystemObjectType") or 0) == 0))
+    return sorted(out)
+
+
+def next_link(page: Mapping[str, Any]) -> str | None:
+    """The next page's absolute URL of a SharePoint collection answer (nometadata, minimal or verbose)."""
+    for key in ("odata.nextLink", "@odata.nextLink", "__next"):
+        if page.get(key):
+            return str(page[key])
+    inner = page.get("d")
+    return next_link(inner) if isinstance(inner, Mapping) else None
 
 
 def principal_key(member: Mapping[str, Any]) -> str:
@@ -82,8 +134,10 @@ class SharePointPermissions:
     """``PermissionReader`` and ``PermissionWriter`` on one site and library."""
 
     def __init__(self, ctx: ClientContext, *, library: str, client_id: str, graph: httpx.Client | None = None,
-                 drive_id: str | None = None) -> None:
+                 drive_id: str | None = None, scan_page: int = PAGE) -> None:
         self.ctx, self.library, self.client_id = ctx, library.strip("/"), client_id.lower()
+        #: Items per page of the deep scan (SharePoint's maximum; smaller only to exercise paging).
+        self.scan_page = scan_page
         self.graph, self.drive_id = graph, drive_id
         self._principals: dict[str, int] = {}
         self._groups: dict[str, int] = {}
@@ -140,8 +194,40 @@ class SharePointPermissions:
                         undeclared[sub] = self._parse_folder(sub, item)
                         if kind == "Files":
                             files.add(sub)
+        if found:
+            # Deeper down (a sub-subfolder restricted by hand): the deep scan finds the unique items, and
+            # their role assignments are read one request each — usually none.
+            for deep in unique_below(self._scan(), self._library_url(), found, undeclared):
+                assigned = self._send("GET", f"{self._list()}/items({deep.item_id})/RoleAssignments"
+                                             "?$expand=Member,RoleDefinitionBindings")
+                roles = _results(assigned.get("value", assigned))
+                undeclared[deep.path] = self._parse_folder(deep.path, {"HasUniqueRoleAssignments": True,
+                                                                       "RoleAssignments": roles})
+                if deep.is_file:
+                    files.add(deep.path)
         self._undeclared, self._files = undeclared, files
         return found
+
+    def _library_url(self) -> str:
+        site = urlsplit(str(self.ctx.base_url)).path.rstrip("/")
+        return f"{site}/{self.library}"
+
+    def _list(self) -> str:
+        return f"web/GetList('{_q(self._library_url())}')"
+
+    def _scan(self) -> list[Mapping[str, Any]]:
+        """Every list item of the library (id, path, kind, unique flag), ⌈items / 5,000⌉ requests: SharePoint
+        pages by item id, and the next link is followed as given."""
+        rows: list[Mapping[str, Any]] = []
+        root = str(self.ctx.service_root_url).rstrip("/") + "/"
+        page = self._send("GET", f"{self._list()}/items?$select={SCAN_SELECT}&$top={self.scan_page}")
+        while True:
+            rows.extend(_results(page.get("value", page)) if isinstance(page, dict) else [])
+            link = next_link(page) if isinstance(page, dict) else None
+            if not link:
+                return rows
+            # rest_call takes a path below _api/: the next link is absolute on the same service root.
+            page = self._send("GET", link[len(root):] if link.startswith(root) else link.split("/_api/", 1)[1])
 
     def undeclared(self) -> Mapping[str, ActualFolder]:
         return dict(self._undeclared)
@@ -257,7 +343,17 @@ class SharePointPermissions:
         if self.graph is not None and self.drive_id and self._delete_link_in_graph(path, group_login, level):
             return
         pid = self._principals[group_login]
-        self._send("POST", f"{self._item(path)}/roleassignments/removeroleassignment(principalid={pid})")
+        try:
+            self._send("POST", f"{self._item(path)}/roleassignments/removeroleassignment(principalid={pid})")
+        except ClientError:
+            # Deleting a link deletes its SharingLinks group with it. A parent's link copied onto an item
+            # (breaking inheritance copies the parent's assignments) is gone once the parent's link is
+            # removed earlier in the same plan: nothing left to remove. Anything else is a real failure.
+            try:
+                self._send("GET", f"web/sitegroups/getbyid({pid})?$select=Id")
+            except NotFound:
+                return
+            raise
 
     def _delete_link_in_graph(self, path: str, group_login: str, level: str) -> bool:
         assert self.graph is not None

@@ -2219,6 +2219,10 @@ class Renderer:
     def filtered(self, coll: Collection, after: int | None, limit: int) -> tuple[list[Node], bool]:
         """Members of a collection with $filter applied; returns (page, more_after_page)."""
         flt = self.sp.req.q("$filter")
+        if flt and isinstance(coll, ListItems) and re.search(r"\bHasUniqueRoleAssignments\b", flt, re.IGNORECASE):
+            # Not a column of the list: SharePoint cannot query on it, callers read the flag and filter.
+            raise sp_error(400, SP_EXCEPTION, "The field 'HasUniqueRoleAssignments' of type 'Boolean' cannot be "
+                                              "used in the query filter expression.")
         pred = compile_filter(flt) if flt else None
         start = after or 0
         out: list[Node] = []

@@ -8,7 +8,11 @@ is routed by those grants — to the Secretariat's channel only, never to the wo
 which the desired model alone would have told — and the outbox source says which channels were
 left out and why; the service's notices step takes the observation from the permissions step of
 its cycle (``detail["observed_readers"]``) and posts to the Secretariat channel only; when that
-step failed, the last observation in the run history routes instead of the desired model.
+step failed, the last observation in the run history routes instead of the desired model; a
+subfolder restricted the same way two levels below the working group's folder (inside an undeclared,
+inheriting folder) is found by the deep scan for one extra request, reported as undeclared drift and
+routed by its grants too, at any depth inside it, and a move out of it tells the working group only
+"moved in".
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from bot.notices.cards import Links
 from bot.notices.routing import observed_readers
 from bot.notices.step import NoticesStep
 from bot.observing import observe
-from bot.planning import GuardPolicy, plan
+from bot.planning import GuardPolicy, plan, undeclared_drift
 from bot.ports import MemoryAuditLog
 from bot.service.history import RunHistory
 from bot.service.running import Run, StepRecord
@@ -38,7 +42,7 @@ from config.settings import Settings
 from config.structure import load_structure
 from tests.sites import own_structure, permission_site
 from tests.test_notices import settled
-from tests.test_permissions import STRUCTURE, Rest
+from tests.test_permissions import STRUCTURE, Rest, requests_since
 
 CHANNELS = """channels:
   - {name: "WG {wg}", for_each: working_group, audience: ["wg:{wg}"]}
@@ -96,6 +100,53 @@ async def test_a_change_in_a_subfolder_restricted_by_hand_reaches_only_channels_
     assert source.last_error == (f"not routed to WG WG-TF: {sub!r} has permissions of its own "
                                  "(set by hand) they cannot read")
     assert [(r.idempotency_key, r.last_error) for r in withheld] == [("change:hand-1", source.last_error)]
+
+
+async def test_a_subfolder_restricted_by_hand_two_levels_down_is_observed_and_routed_by_its_grants(
+        tenant_info: dict[str, Any], unique: str, sp_http: requests.Session, graph_http: httpx.AsyncClient,
+        admin: httpx.Client) -> None:
+    structure = own_structure(STRUCTURE + CHANNELS, unique)
+    desired = build_desired(structure)
+    secretariat, wg_tf = structure.group_name("secretariat"), structure.group_name("working_group", "WG-TF")
+    drafts = f"{unique}/Working groups/WG-TF/Drafts"
+    sub = f"{drafts}/Chairs only"
+    drive = f"/drives/{tenant_info['drive_id']}"
+    with permission_site(tenant_info, structure) as site:
+        connector = site.connector
+        first = reconcile(desired, connector, connector, MemoryAuditLog(), policy=GuardPolicy())
+        assert not first.failed and not first.remaining
+        before = admin.get("/stats").json()
+        observe(desired, connector)
+        baseline = requests_since(admin, before)
+        # By hand: an undeclared folder (inheriting) with a subfolder restricted to the Secretariat.
+        for parent, name in ((f"{unique}/Working groups/WG-TF", "Drafts"), (drafts, "Chairs only")):
+            made = await graph_http.post(f"{drive}/root:/{parent}:/children", json={"name": name, "folder": {}})
+            assert made.status_code in (200, 201), made.text
+        (await graph_http.put(f"{drive}/root:/{sub}/agenda.txt:/content", content=b"a")).raise_for_status()
+        rest = Rest(sp_http, tenant_info["site_url"])
+        rest.post(f"{rest.item(sub)}/breakroleinheritance(copyRoleAssignments=false,clearSubscopes=true)")
+        group = sp_http.get(f"{tenant_info['site_url']}/_api/web/sitegroups/getbyname('{secretariat}')").json()["d"]
+        rest.post(f"{rest.item(sub)}/roleassignments/addroleassignment(principalid={group['Id']},roledefid={EDIT})")
+
+        before = admin.get("/stats").json()
+        actual = observe(desired, connector)
+        # The deep item costs one request (its role assignments); the scan itself is in the baseline.
+        assert requests_since(admin, before) == baseline + 1
+    assert not plan(desired, actual), "folders.undeclared: report leaves the subfolder alone"
+    drift = undeclared_drift(actual)
+    assert list(drift) == [sub], "two levels down, and only the item with permissions of its own"
+    assert (secretariat, "Edit") in drift[sub].grants and not [g for g in drift[sub].grants if g[0] == wg_tf]
+    observed = observed_readers(desired, actual)
+    assert list(observed) == [sub] and secretariat in observed[sub] and wg_tf not in observed[sub]
+
+    router = Router(structure, desired, observed=observed)
+    assert "WG WG-TF" in Router(structure, desired).channels_for(f"/{sub}/agenda.txt")
+    assert router.channels_for(f"/{sub}/agenda.txt") == ["Secretariat"]
+    assert router.channels_for(f"/{sub}/Minutes/2026.docx") == ["Secretariat"], "deeper still: same grants"
+    assert router.channels_for(f"/{drafts}/outline.docx") == ["WG WG-TF", "Secretariat"]
+    moved = router.route_change("moved", f"/{drafts}/agenda.txt", f"/{sub}/agenda.txt")
+    assert [(r.channel, r.old_path, r.note) for r in moved] == [
+        ("WG WG-TF", None, "moved in"), ("Secretariat", f"/{sub}/agenda.txt", None)]
 
 
 async def test_the_notices_step_routes_by_what_the_permissions_step_observed(

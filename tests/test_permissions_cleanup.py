@@ -7,7 +7,10 @@ by hand with the SDK is never touched, even when its name matches the bot's nami
 removed gets it back with one description update (and nothing else changes), and once dropped goes
 like any group of the bot's; a subfolder and a file inside a governed folder, shared by hand with
 Graph ``createLink``, are reported as drift and left alone by default (the plan stays empty), and with
-``folders.undeclared: inherit`` one apply removes their links and resets them to inherit.
+``folders.undeclared: inherit`` one apply removes their links and resets them to inherit — two and
+three levels down too (a folder with a link inside an undeclared folder, and a file with its own link
+inside that one, which also holds the folder's link copied when its inheritance broke), after which
+the plan is empty.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from bot.permissions import format_cycle
 from bot.planning import DeleteGroup, GuardPolicy, MarkGroup, plan
 from bot.ports import MemoryAuditLog
 from config.structure import Structure
-from connectors.sharepoint_permissions import SharePointPermissions
+from connectors.sharepoint_permissions import PAGE, SharePointPermissions
 from tests.sites import own_structure, permission_site
 from tests.test_permissions import STRUCTURE
 
@@ -139,5 +142,49 @@ async def test_undeclared_items_with_links_are_reported_then_reset_when_the_stru
     after = observe(inherit, connector)
     assert not after.undeclared and not plan(inherit, after)
     for path in (private, memo):
+        perms = (await graph_http.get(f"{drive}/root:/{path}:/permissions")).json()["value"]
+        assert not [p for p in perms if p.get("link")], perms
+
+
+async def test_undeclared_items_deep_down_are_reported_then_reset_level_by_level(
+        site: tuple[Structure, SharePointPermissions], unique: str, graph_http: httpx.AsyncClient,
+        tenant_info: dict[str, Any]) -> None:
+    # Unique permissions two and three levels below a governed folder: a folder shared by hand with a
+    # sharing link inside an inheriting undeclared folder, and a file with a link inside that one.
+    structure, connector = site
+    drive = f"/drives/{tenant_info['drive_id']}"
+    notes = f"{unique}/Countries/KAZ/notes"
+    deep = f"{notes}/2026"
+    memo = f"{deep}/memo.txt"
+    for parent, name in ((f"{unique}/Countries/KAZ", "notes"), (notes, "2026")):
+        made = await graph_http.post(f"{drive}/root:/{parent}:/children", json={"name": name, "folder": {}})
+        made.raise_for_status()
+    (await graph_http.put(f"{drive}/root:/{memo}:/content", content=b"memo")).raise_for_status()
+    for path in (deep, memo):
+        made = await graph_http.post(f"{drive}/root:/{path}:/createLink",
+                                     json={"type": "view", "scope": "organization"})
+        assert made.status_code in (200, 201), made.text
+
+    desired = build_desired(structure)
+    actual = observe(desired, connector)
+    assert not plan(desired, actual), "report-only: undeclared items are not planned, at any depth"
+    rows = {r.path: r for r in report(desired, actual) if not r.declared}
+    assert set(rows) == {deep, memo} and all(r.drift and r.links for r in rows.values())
+    connector.scan_page = 3  # the deep scan follows SharePoint's next links: the same items, in many pages
+    try:
+        assert observe(desired, connector).undeclared == actual.undeclared
+    finally:
+        connector.scan_page = PAGE
+
+    folders = structure.folders.model_copy(update={"undeclared": "inherit"})
+    inherit = build_desired(structure.model_copy(update={"folders": folders}))
+    fixed = reconcile(inherit, connector, connector, MemoryAuditLog(), policy=POLICY)
+    assert not fixed.failed and not fixed.remaining
+    assert {(a.kind, a.target) for a in fixed.plan} == {
+        ("remove_sharing_link", deep), ("reset_inheritance", deep),
+        ("remove_sharing_link", memo), ("reset_inheritance", memo)}
+    after = observe(inherit, connector)
+    assert not after.undeclared and not plan(inherit, after)
+    for path in (deep, memo):
         perms = (await graph_http.get(f"{drive}/root:/{path}:/permissions")).json()["value"]
         assert not [p for p in perms if p.get("link")], perms

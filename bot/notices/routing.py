@@ -28,8 +28,8 @@ unique, possibly narrower, permissions someone gave it, and a governed folder ma
 next apply fixes it. Assuming inheritance there would post the item's name to channels whose
 members cannot open it. So the router also takes what the permission cycle OBSERVED
 (``observed_readers``: path → principals holding a grant, for every undeclared item with unique
-permissions and every governed folder whose actual unique grants differ from the desired ones), and
-routes by the actual grants — conservatively: the readers of PATH are the desired readers
+permissions, at any depth, and every governed folder whose actual unique grants differ from the
+desired ones), and routes by the actual grants — conservatively: the readers of PATH are the desired readers
 INTERSECTED with the actual grants of the nearest observed item at or above PATH (below its
 governing folder or the folder itself). A channel is thus only told what both the model and the
 site let its whole audience read. Routing by the actual grants rather than routing nothing keeps
@@ -40,9 +40,10 @@ hear of it only if they can read it on the other side too.
 
 The service's notices step gets the observation from the permissions step of the same cycle
 (``StepResult.detail["observed_readers"]``). Known limits: without it (``cartif-bot notices
-send``, or a cycle whose permissions step failed) routing falls back to the desired model; and the
-permission cycle observes one level below each governed folder, so unique permissions made by hand
-deeper down (a sub-subfolder of an undeclared folder) are not known and are treated as inherited.
+send``, or a cycle whose permissions step failed) routing falls back to the desired model. The
+permission cycle observes unique permissions at any depth below governed folders (a sub-subfolder of
+an undeclared folder too), as of its last run: one restricted since then is treated as inherited
+until the next cycle.
 """
 
 from __future__ import annotations

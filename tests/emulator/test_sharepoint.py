@@ -543,3 +543,46 @@ def test_custom_list_fields_items_and_paging(rest: Rest, unique: str) -> None:
         rest.post(f"{base}/items(1)", headers={"X-HTTP-Method": "DELETE", "IF-MATCH": "*"}).status_code == 200
     )
     assert rest.get(f"{base}/items(1)").status_code == 404
+
+
+def test_library_items_page_with_their_unique_permission_flag(rest: Rest, folder: str,
+                                                             tenant_info: dict[str, Any]) -> None:
+    # What the permission cycle reads to find unique permissions at any depth: the library's items in
+    # pages ($top, then the next link verbatim), FileRef server-relative, FileSystemObjectType 1 for folders.
+    deep = f"{folder}/a/b"
+    for path in (f"{folder}/a", deep):
+        parent, _, name = path.rpartition("/")
+        assert rest.post(f"{rest.folder(parent)}/folders/add('{name}')").status_code == 200
+    uploaded = rest.post(f"{rest.folder(deep)}/files/add(url='n.txt',overwrite=true)", data=b"n")
+    assert uploaded.status_code == 200, uploaded.text
+    assert rest.post(f"{rest.folder(deep)}/ListItemAllFields/breakroleinheritance(copyRoleAssignments=false,"
+                     "clearSubscopes=true)").status_code == 200
+    library = f"{tenant_info['site_path']}/{LIB}"
+    query = f"web/GetList('{library}')/items?$select=Id,FileRef,FileSystemObjectType,HasUniqueRoleAssignments&$top=2"
+    seen: dict[str, dict[str, Any]] = {}
+    page, pages = rest.d(query), 1
+    while True:
+        assert len(page["results"]) <= 2
+        for row in page["results"]:
+            # SharePoint answers "ID" too when "Id" is selected; nothing else beyond $select.
+            assert set(row) - {"__metadata", "ID"} == {"Id", "FileRef", "FileSystemObjectType",
+                                                       "HasUniqueRoleAssignments"}
+            seen[row["FileRef"]] = row
+        if "__next" not in page:
+            break
+        page, pages = rest.s.get(page["__next"]).json()["d"], pages + 1
+    assert pages >= 2
+    ids = [row["Id"] for row in seen.values()]
+    assert len(ids) == len(set(ids)), "no item on two pages"
+    base = f"{library}/{folder.removeprefix(LIB + '/')}"
+    mine = {ref.removeprefix(base): (row["FileSystemObjectType"], row["HasUniqueRoleAssignments"])
+            for ref, row in seen.items() if ref == base or ref.startswith(base + "/")}
+    assert mine == {"": (1, False), "/a": (1, False), "/a/b": (1, True), "/a/b/n.txt": (0, False)}
+    # The unique item's role assignments, by its list item id.
+    item_id = seen[f"{base}/a/b"]["Id"]
+    assigned = rest.d(f"web/GetList('{library}')/items({item_id})/RoleAssignments"
+                      "?$expand=Member,RoleDefinitionBindings")["results"]
+    assert [b["Name"] for ra in assigned for b in ra["RoleDefinitionBindings"]["results"]] == ["Full Control"]
+    # SharePoint cannot filter on HasUniqueRoleAssignments: callers filter client-side.
+    refused = rest.get(f"web/GetList('{library}')/items?$filter=HasUniqueRoleAssignments eq true")
+    assert refused.status_code == 400
