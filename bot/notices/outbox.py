@@ -30,14 +30,16 @@ Outbox rows (table ``outbox``; no schema change, the columns are read as follows
    changes as one card ("5 files changed in WG-TF"). Claim (``sending``, attempts+1) → commit →
    post → mark ``sent``. A temporary failure (5xx, 429 after the transport's own retries, no
    connection) puts the notices back to ``pending`` with exponential back-off (``backoff_seconds``
-   doubling, capped at ``backoff_max_seconds``); after ``max_attempts`` they are parked ``failed``,
+   doubling, capped at ``backoff_max_seconds``; a Retry-After from Teams is the floor), counted per
+   notice: after its own ``max_attempts`` a notice is parked ``failed``,
    listed by ``cartif-bot notices list --failed`` and re-queued by ``cartif-bot notices retry``.
 
 **A crash between sending and marking sent.** A Workflows webhook has no idempotency header and no
 way to ask whether a run posted, so the drain cannot tell "posted, then crashed" from "crashed
 before posting". It commits the claim BEFORE the POST ("mark before send"), so after a crash the
 notice is found still ``sending``: with a transport that dedupes by key (``Notifier.idempotent``,
-e.g. a Bot Framework transport setting the activity id) it is simply sent again; with Workflows it
+e.g. a Bot Framework transport setting the activity id) it is sent again at once, as the batch it
+was in, so under the same key; with Workflows it
 is parked as ``failed`` with the reason "interrupted between sending and marking sent", never
 re-sent automatically. So a rerun after any crash posts no duplicate, nothing is lost silently,
 and the operator decides with ``notices retry`` (the window is the few milliseconds between the
@@ -73,6 +75,10 @@ from bot.notices.references import CHANGES, change_references
 from bot.notices.routing import Router
 from bot.store import OutboxMessage, Store, schema
 from connectors.errors import ConnectorError, ServerError, Throttled, TransportError
+
+#: A Retry-After from Teams is honoured as the earliest retry, up to this many seconds: a bogus
+#: value of days must not silence a channel.
+RETRY_AFTER_CAP = 3600.0
 
 __all__ = [
     "CHANGES",
@@ -205,7 +211,8 @@ async def drain(store: Store, notifier: Notifier, router: Router, config: Notice
     """
     report = DrainReport()
     run = _Run(store, notifier, config, clock, report, after_send)
-    _recover(store, notifier, config, clock(), report)
+    for channel, batch in _recover(store, notifier, config, clock(), report):
+        await _send(run, channel, batch)
     _route(store, notifier, router, clock(), report)
     if config.daily_digest_hour is not None:
         _daily_digests(store, notifier, config, clock(), report)
@@ -241,14 +248,23 @@ async def drain(store: Store, notifier: Notifier, router: Router, config: Notice
     return report
 
 
-def _recover(store: Store, notifier: Notifier, config: NoticeConfig, now: dt.datetime, report: DrainReport) -> None:
+def _recover(store: Store, notifier: Notifier, config: NoticeConfig, now: dt.datetime,
+             report: DrainReport) -> list[tuple[str, list[OutboxMessage]]]:
+    """Notices a dead drain left ``sending``: parked, or with a deduplicating transport put back
+    and returned as the batches they were sent in (channel, rows) — re-sent as they were, so the
+    card carries the same key and the transport can recognise it."""
     t = schema.outbox
     stale = _iso(now - dt.timedelta(seconds=config.lease_seconds))
+    batches: dict[tuple[str, str | None, int], list[OutboxMessage]] = {}
     with store.engine.begin() as conn:
-        rows = _rows(conn, sa.select(t).where(t.c.status == "sending", t.c.next_attempt_at <= stale))
+        rows = _rows(conn, sa.select(t).where(t.c.status == "sending", t.c.next_attempt_at <= stale).order_by(t.c.id))
         for row in rows:
             if notifier.idempotent:
                 values: dict[str, Any] = {"status": "pending", "next_attempt_at": None}
+                # One claim stamps a whole batch with one time; events always went alone.
+                alone = row.payload.get("type") != "change"
+                batches.setdefault((row.channel, row.next_attempt_at, row.id if alone else 0), []).append(
+                    dataclasses.replace(row, status="pending"))
             else:
                 values = {"status": "failed", "last_error": (
                     "interrupted between sending and marking sent (a crash?): it may already be in the channel; "
@@ -257,6 +273,8 @@ def _recover(store: Store, notifier: Notifier, config: NoticeConfig, now: dt.dat
                 report.parked += 1
             conn.execute(t.update().where(t.c.id == row.id, t.c.status == "sending").values(**values))
             report.recovered += 1
+    return [(channel.removeprefix(NOTICE_PREFIX), batch[start:start + BATCH_MAX])
+            for (channel, _, _), batch in batches.items() for start in range(0, len(batch), BATCH_MAX)]
 
 
 def _route(store: Store, notifier: Notifier, router: Router, now: dt.datetime, report: DrainReport) -> None:
@@ -404,18 +422,25 @@ async def _send(run: _Run, channel: str, rows: Sequence[OutboxMessage]) -> None:
     try:
         await notifier.post(channel, card, key=key)
     except ConnectorError as exc:
-        attempts = max(r.attempts for r in rows) + 1
-        if _temporary(exc) and attempts < config.max_attempts:
-            when = clock() + dt.timedelta(seconds=config.backoff(attempts))
-            _finish(store, ids, status="pending", error=str(exc), next_attempt_at=_iso(when))
-            report.retrying += len(ids)
-            report.due(when)
-        else:
-            why = "after {attempts} attempts: " if _temporary(exc) else ""
-            _finish(store, ids, status="failed", error=why.format(attempts=attempts) + str(exc))
-            report.parked += len(ids)
+        # Per notice: a notice that joined an older one's batch keeps its own attempt count (parking
+        # the whole batch on the oldest's count would give up on the newcomer after one try).
+        retry_after = getattr(exc, "retry_after", None) or 0.0
+        for row in rows:
+            if row.id is None:
+                continue
+            attempts = row.attempts + 1
+            if _temporary(exc) and attempts < config.max_attempts:
+                # The service's Retry-After is a floor under our own back-off.
+                when = clock() + dt.timedelta(seconds=max(config.backoff(attempts), min(retry_after, RETRY_AFTER_CAP)))
+                _finish(store, [row.id], status="pending", error=str(exc), next_attempt_at=_iso(when))
+                report.retrying += 1
+                report.due(when)
+            else:
+                why = f"after {attempts} attempts: " if _temporary(exc) else ""
+                _finish(store, [row.id], status="failed", error=why + str(exc))
+                report.parked += 1
         report.errors.append(f"{channel}: {exc}")
-        log.warning("notice to %s not delivered (attempt %d): %s", channel, attempts, exc)
+        log.warning("notice to %s not delivered (attempt %d): %s", channel, max(r.attempts for r in rows) + 1, exc)
         return
     if run.after_send is not None:
         run.after_send(ids)
