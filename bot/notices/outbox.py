@@ -263,7 +263,7 @@ def _recover(store: Store, notifier: Notifier, config: NoticeConfig, now: dt.dat
                 values: dict[str, Any] = {"status": "pending", "next_attempt_at": None}
                 # One claim stamps a whole batch with one time; events always went alone.
                 alone = row.payload.get("type") != "change"
-                batches.setdefault((row.channel, row.next_attempt_at, row.id if alone else 0), []).append(
+                batches.setdefault((row.channel, row.next_attempt_at, (row.id or 0) if alone else 0), []).append(
                     dataclasses.replace(row, status="pending"))
             else:
                 values = {"status": "failed", "last_error": (
