@@ -12,13 +12,13 @@ restriction three levels down is drift, reported by default and reset when the s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.model import ActualFolder, ActualGroup, ActualState, DesiredState, FolderSpec, Link
+from bot.model import ActualFolder, ActualState, DesiredState, FolderSpec, Link
 from bot.observing import observe
 from bot.planning import RemoveSharingLink, ResetInheritance, plan, undeclared_drift
 from connectors.sharepoint_permissions import UniqueItem, next_link, unique_below
+from tests.unit.fakes import UndeclaredOnlyReader
 
 LIBRARY = "/sites/CARTIF/Shared Documents"
 
@@ -63,22 +63,6 @@ def test_next_link_in_every_odata_flavour() -> None:
     assert next_link({"d": {"results": []}}) is None
 
 
-class _Reader:
-    def __init__(self, undeclared: dict[str, ActualFolder]) -> None:
-        self._undeclared = undeclared
-
-    def read_folders(self, paths: Sequence[str]) -> Mapping[str, ActualFolder]:
-        return {}
-
-    def read_groups(self, names: Sequence[str], patterns: Sequence[str] = ()) -> Mapping[str, ActualGroup]:
-        return {}
-
-    def self_keys(self) -> frozenset[str]:
-        return frozenset()
-
-    def undeclared(self) -> Mapping[str, ActualFolder]:
-        return self._undeclared
-
 
 def _item(path: str, links: frozenset[Link] = frozenset()) -> ActualFolder:
     return ActualFolder(path, True, frozenset({("CARTIF Secretariat", "Edit")}), links)
@@ -89,7 +73,7 @@ def test_observe_leaves_out_everything_inside_the_archive_at_any_depth() -> None
     desired = DesiredState((FolderSpec(archive, False, frozenset(), "r"),), (), item_managed=frozenset({archive}))
     items = [f"{archive}/W-1.txt", f"{archive}/2026/W-2.txt", f"{archive}/2026/a/W-3.txt",
              f"{archive} 2/x.txt", "Negotiating texts/Drafts/deep/x.txt"]
-    actual = observe(desired, _Reader({p: _item(p) for p in items}))
+    actual = observe(desired, UndeclaredOnlyReader({p: _item(p) for p in items}))
     assert sorted(actual.undeclared) == [f"{archive} 2/x.txt", "Negotiating texts/Drafts/deep/x.txt"]
 
 

@@ -15,7 +15,6 @@ structure's guard.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -52,6 +51,7 @@ from bot.planning import (
 )
 from config.settings import Settings
 from config.structure import load_structure
+from tests.unit.fakes import UndeclaredOnlyReader
 
 APP = "app:i:0i.t|ms.sp.ext|bot@tenant"
 
@@ -236,29 +236,11 @@ def test_permission_settings_override_the_structures_guard(tmp_path: Path) -> No
     assert guard_policy(tight, structure) == GuardPolicy(0.05, 3)
 
 
-class _Reader:
-    """A reader returning fixed values (observe is the only code under test here)."""
-
-    def __init__(self, undeclared: dict[str, ActualFolder]) -> None:
-        self._undeclared = undeclared
-
-    def read_folders(self, paths: Sequence[str]) -> Mapping[str, ActualFolder]:
-        return {}
-
-    def read_groups(self, names: Sequence[str], patterns: Sequence[str] = ()) -> Mapping[str, ActualGroup]:
-        return {}
-
-    def self_keys(self) -> frozenset[str]:
-        return frozenset()
-
-    def undeclared(self) -> Mapping[str, ActualFolder]:
-        return self._undeclared
-
 
 def test_the_circulation_archives_own_restricted_copies_are_not_drift() -> None:
     desired = build_desired(load_structure())
     assert desired.item_managed == frozenset({"Negotiating texts/Archive"})
     copy = ActualFolder("Negotiating texts/Archive/CARTIF-WG-TF-W-1.txt", True, frozenset({("CARTIF WG-TF", "Read")}))
     shared = ActualFolder("Plenary/notes.txt", True, frozenset({("user:x@y.org", "Read")}))
-    actual = observe(desired, _Reader({copy.path: copy, shared.path: shared}))
+    actual = observe(desired, UndeclaredOnlyReader({copy.path: copy, shared.path: shared}))
     assert list(actual.undeclared) == ["Plenary/notes.txt"]
