@@ -158,6 +158,24 @@ def _latest(batch: Iterable[DeltaItem]) -> dict[str, DeltaItem]:
     return latest
 
 
+def content_changed(old: TrackedItem, new: DeltaItem) -> bool:
+    """Whether a file's bytes changed between what the store saw and what the feed now says.
+
+    SharePoint's delta carries no cTag and, of the hashes, only ``quickXorHash`` (Graph's hashes
+    resource: ``sha256Hash`` "isn't supported"); the eTag also moves when only a column value
+    changes, which is not a change to the text. So the evidence is, in order: a content hash both
+    sides have, else a cTag both sides have, else the eTag (a file still without a hash). A value
+    only one side has proves nothing: a store written before a field was served would otherwise
+    report every file as modified on its next full crawl.
+    """
+    if old.size != new.size:
+        return True
+    for before, after in ((old.quick_xor, new.quick_xor), (old.sha256, new.sha256), (old.ctag, new.ctag)):
+        if before is not None and after is not None:
+            return before != after
+    return old.etag is not None and new.etag is not None and old.etag != new.etag
+
+
 def _row(drive_id: str, d: DeltaItem, path: str) -> TrackedItem:
     return TrackedItem(drive_id, d.id, d.parent_id, path, d.name, d.is_folder, d.etag, d.ctag, d.size,
                        d.sha256, d.quick_xor, d.modified_by, d.modified_at, False)
@@ -236,7 +254,7 @@ def reconcile(drive_id: str, known: Mapping[str, TrackedItem], batch: Iterable[D
             events.append(Event(d.id, "moved", path, old.path, by_self))
         elif old.name != d.name:
             events.append(Event(d.id, "renamed", path, old.path, by_self))
-        elif not d.is_folder and (old.ctag != d.ctag or old.sha256 != d.sha256 or old.size != d.size):
+        elif not d.is_folder and content_changed(old, d):
             events.append(Event(d.id, "modified", path, None, by_self))
 
     # Descendants of deleted folders that the batch does not mention are gone with them — unless

@@ -251,7 +251,8 @@ class View:
             data["size"] = self.state.folder_size(item)
         else:
             data["file"] = {"mimeType": item.mime or guess_mime(item.name),
-                            "hashes": {"sha256Hash": (item.sha256 or "").upper()}}
+                            # quickXorHash only: Graph's hashes resource marks sha256Hash "isn't supported".
+                            "hashes": {"quickXorHash": item.quick_xor or ""}}
             data["size"] = item.size
         if item.is_root:
             data["root"] = {}

@@ -35,7 +35,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-SCHEMA_VERSION = 1
+from emulator.quickxor import quick_xor_hash
+
+#: 2 added ``items.quick_xor`` (the hash Graph serves); older data directories are upgraded on open.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -80,7 +83,7 @@ CREATE TABLE IF NOT EXISTS items(
     mime TEXT, etag_no INTEGER NOT NULL DEFAULT 1, ctag_no INTEGER NOT NULL DEFAULT 1,
     major INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, created_by TEXT NOT NULL,
     modified_at TEXT NOT NULL, modified_by TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
-    seq INTEGER NOT NULL, fields TEXT NOT NULL DEFAULT '{}', description TEXT);
+    seq INTEGER NOT NULL, fields TEXT NOT NULL DEFAULT '{}', description TEXT, quick_xor TEXT);
 CREATE INDEX IF NOT EXISTS items_by_parent ON items(parent_id, deleted, name COLLATE NOCASE);
 CREATE INDEX IF NOT EXISTS items_by_seq ON items(drive_id, seq);
 CREATE INDEX IF NOT EXISTS items_by_global_seq ON items(seq);
@@ -277,6 +280,7 @@ class Item:
     seq: int
     fields: dict[str, Any]
     description: str | None
+    quick_xor: str | None = None
 
     @property
     def is_root(self) -> bool:
@@ -456,6 +460,21 @@ class State:
         self.db.executescript(_SCHEMA)
         self._depth = 0
         if self.meta("schema_version") is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Bring a data directory written by an older tenant up to SCHEMA_VERSION, in one transaction."""
+        version = int(self.meta("schema_version") or SCHEMA_VERSION)
+        if version >= SCHEMA_VERSION:
+            return
+        with self.transaction():
+            if version < 2:
+                self.x("ALTER TABLE items ADD COLUMN quick_xor TEXT")
+                current = self.q("SELECT v.item_id, v.content FROM items i JOIN versions v "
+                                 "ON v.item_id = i.id AND v.major = i.major WHERE i.is_folder = 0")
+                self.db.executemany("UPDATE items SET quick_xor=? WHERE id=?",
+                                    ((quick_xor_hash(bytes(r["content"])), r["item_id"]) for r in current))
             self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
@@ -848,11 +867,11 @@ class State:
         data = content or b""
         digest = hashlib.sha256(data).hexdigest() if not is_folder else None
         self.x("INSERT INTO items(id,drive_id,parent_id,name,is_folder,path,uid,list_item_id,size,sha256,mime,"
-               "major,created_at,created_by,modified_at,modified_by,seq,description) "
-               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+               "major,created_at,created_by,modified_at,modified_by,seq,description,quick_xor) "
+               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                (item_id, parent.drive_id, parent.id, name, int(is_folder), f"{parent.path}/{name}", new_guid(),
                 self._next_list_item_id(drive.list_id), len(data), digest, mime, 0 if is_folder else 1,
-                now, by, now, by, self.next_seq(), description))
+                now, by, now, by, self.next_seq(), description, None if is_folder else quick_xor_hash(data)))
         if not is_folder:
             self.x("INSERT INTO versions VALUES(?,?,?,?,?,?,?)", (item_id, 1, data, len(data), digest, now, by))
         self._touch_parent(parent)
@@ -892,9 +911,9 @@ class State:
         with self.transaction():
             self.x("INSERT INTO versions VALUES(?,?,?,?,?,?,?)", (item.id, major, content, len(content), digest,
                                                                    now, by))
-            self.x("UPDATE items SET size=?, sha256=?, major=?, etag_no=etag_no+1, ctag_no=ctag_no+1, "
+            self.x("UPDATE items SET size=?, sha256=?, quick_xor=?, major=?, etag_no=etag_no+1, ctag_no=ctag_no+1, "
                    "modified_at=?, modified_by=?, seq=? WHERE id=?",
-                   (len(content), digest, major, now, by, self.next_seq(), item.id))
+                   (len(content), digest, quick_xor_hash(content), major, now, by, self.next_seq(), item.id))
         updated = self.item(item.drive_id, item.id)
         assert updated is not None
         return updated
@@ -1123,12 +1142,13 @@ class State:
                 item_rows.append((ids[i], parent.drive_id, parent.id if parent_index == -1 else ids[parent_index],
                                   name, int(is_folder), paths[i], str(uuid.uuid4()), first_list_item + i,
                                   len(data), digest, None if is_folder else mime, 0 if is_folder else 1,
-                                  now, by, now, by, first_seq + i))
+                                  now, by, now, by, first_seq + i, None if is_folder else quick_xor_hash(data)))
                 if not is_folder:
                     version_rows.append((ids[i], 1, data, len(data), digest, now, by))
             self.db.executemany(
                 "INSERT INTO items(id,drive_id,parent_id,name,is_folder,path,uid,list_item_id,size,sha256,mime,"
-                "major,created_at,created_by,modified_at,modified_by,seq) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "major,created_at,created_by,modified_at,modified_by,seq,quick_xor) "
+                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 item_rows)
             self.db.executemany("INSERT INTO versions VALUES(?,?,?,?,?,?,?)", version_rows)
         return ids

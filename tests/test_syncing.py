@@ -77,13 +77,16 @@ async def test_changes_on_the_tenant_are_reported_exactly_once(
     other = folder(editor, base, "Plenary")
     f1 = upload(editor, f"{base}/WG-TF Trade facilitation/KAZ/f1.txt", b"one")
     f2 = upload(editor, f"{base}/WG-TF Trade facilitation/KAZ/f2.txt", b"two")
-    upload(editor, f"{base}/WG-TF Trade facilitation/KAZ/keep.txt", b"unchanged")
+    keep = upload(editor, f"{base}/WG-TF Trade facilitation/KAZ/keep.txt", b"unchanged")
     f3 = upload(editor, f"{base}/f3.txt", b"three")
     baseline = await sync_once(settings)
     assert baseline.mode == "initial" and baseline.changes == []
 
     upload(editor, f"{base}/new.txt", b"new")                                     # created
-    upload(editor, f"{base}/WG-TF Trade facilitation/KAZ/f1.txt", b"one, edited")  # modified
+    # Same size: only the quickXorHash tells (SharePoint's delta has no cTag, no sha256Hash).
+    upload(editor, f"{base}/WG-TF Trade facilitation/KAZ/f1.txt", b"ONE")          # modified
+    # A column value: a new eTag in the feed, the same bytes: not a modification of the text.
+    editor.patch(f"/items/{keep}/listItem/fields", json={"Title": "kept"}).raise_for_status()
     editor.patch(f"/items/{kaz}", json={"name": "KAZ - Kazakhstan"}).raise_for_status()  # renamed
     editor.patch(f"/items/{f3}", json={"parentReference": {"id": other}}).raise_for_status()  # moved
     editor.delete(f"/items/{f2}").raise_for_status()                              # deleted

@@ -5,6 +5,7 @@ We test these aspects:
   the keys of Microsoft's published examples;
 - folders with conflict behaviour, children paging with ``@odata.nextLink``, If-None-Match;
 - simple uploads, versions (list, content, restore), downloads through the redirect;
+- file hashes: ``quickXorHash`` only, Microsoft's vector, in items and in the delta feed;
 - upload sessions: fragments, 320 KiB rule, overlap, status, cancel, name conflict at commit;
 - rename and move with descendants following, If-Match, delete;
 - delta: full enumeration in pages, incremental changes with latest-state semantics and
@@ -115,6 +116,23 @@ async def test_uploads_versions_download_and_restore(drive: Any, unique: str, gr
     with pytest.raises(APIError) as on_folder:
         await drive.items.by_drive_item_id(folder.id).content.put(b"x")
     assert on_folder.value.response_status_code == 400
+
+
+async def test_files_carry_quick_xor_hash_only_as_sharepoint_serves(
+        drive: Any, unique: str, graph_http: httpx.AsyncClient, tenant_info: dict[str, Any]) -> None:
+    created = await drive.items.by_drive_item_id(f"root:/{unique}/hash/hello.txt:").content.put(b"hello world")
+    # The vector of the quickxorhash C library; sha256Hash "isn't supported" (Graph hashes resource).
+    assert created.file.hashes.quick_xor_hash == "aCgDG9jwBhDc4Q1yawMZAAAAAAA="
+    assert created.file.hashes.sha256_hash is None and created.file.hashes.sha1_hash is None
+    edited = await drive.items.by_drive_item_id(created.id).content.put(b"HELLO WORLD")
+    assert edited.file.hashes.quick_xor_hash not in (None, "aCgDG9jwBhDc4Q1yawMZAAAAAAA=")
+    listed = (await graph_http.get(f"/drives/{tenant_info['drive_id']}/root/delta")).json()
+    while "@odata.nextLink" in listed:
+        if any(i["id"] == created.id for i in listed["value"]):
+            break
+        listed = (await graph_http.get(listed["@odata.nextLink"])).json()
+    in_feed = next(i for i in listed["value"] if i["id"] == created.id)
+    assert in_feed["file"]["hashes"] == {"quickXorHash": edited.file.hashes.quick_xor_hash}
 
 
 async def test_upload_session_fragments_and_rules(graph_http: httpx.AsyncClient, tenant_info: dict[str, Any],

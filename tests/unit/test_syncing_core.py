@@ -17,7 +17,14 @@ import httpx
 import pytest
 
 from bot.store import AuditEntry, CursorMoved, Store, TrackedItem, utc_now
-from bot.syncing import MIN_GUARDED_DELETIONS, FolderConventionClassifier, MassDeletionError, Syncer, reconcile
+from bot.syncing import (
+    MIN_GUARDED_DELETIONS,
+    FolderConventionClassifier,
+    MassDeletionError,
+    Syncer,
+    content_changed,
+    reconcile,
+)
 from connectors.graph_delta import DeltaItem, DeltaPage, parse_delta_item, parse_page, resync_code
 from connectors.retrying import PauseGate, RetryingTransport, RetryPolicy, retry_after_seconds
 
@@ -144,14 +151,36 @@ def test_resync_codes_are_found_anywhere_in_the_inner_error_chain() -> None:
 
 def test_delta_json_parses_into_light_items() -> None:
     page = parse_page(b'{"value": [{"id": "1", "name": "a.txt", "parentReference": {"id": "0"}, "cTag": "c",'
-                      b'"file": {"hashes": {"sha256Hash": "AB"}}, "size": 3, "lastModifiedBy": {"application":'
+                      b'"file": {"hashes": {"quickXorHash": "AB=="}}, "size": 3, "lastModifiedBy": {"application":'
                       b'{"id": "app-1"}}}, {"id": "2", "deleted": {"state": "deleted"}, "folder": {}}],'
                       b'"@odata.deltaLink": "L"}')
     assert page.delta_link == "L" and page.next_link is None
-    assert page.items[0] == DeltaItem("1", "a.txt", "0", False, ctag="c", size=3, sha256="AB",
+    assert page.items[0] == DeltaItem("1", "a.txt", "0", False, ctag="c", size=3, quick_xor="AB==",
                                       modified_by="app:app-1", modified_by_app="app-1")
     assert page.items[1].deleted and page.items[1].is_folder
     assert parse_delta_item({"id": "r", "root": {}, "folder": {}}).is_root
+
+
+@pytest.mark.parametrize(("before", "after", "changed"), [
+    # SharePoint's delta: no cTag, a quickXorHash; a column edit moves only the eTag.
+    ({"quick_xor": "q1", "etag": "e1"}, {"quick_xor": "q1", "etag": "e2"}, False),
+    ({"quick_xor": "q1", "etag": "e1"}, {"quick_xor": "q2", "etag": "e2"}, True),
+    # the same size with other bytes: only the hash can tell
+    ({"quick_xor": "q1", "size": 3}, {"quick_xor": "q2", "size": 3}, True),
+    ({"quick_xor": "q1", "size": 3}, {"quick_xor": "q1", "size": 4}, True),
+    # a store written before the tenant served a hash: one side only proves nothing, the cTag decides
+    ({"sha256": "S", "ctag": "c1", "etag": "e1"}, {"quick_xor": "q1", "ctag": "c1", "etag": "e2"}, False),
+    ({"ctag": "c1"}, {"ctag": "c2"}, True),
+    # a file without any fingerprint yet: the eTag is all there is
+    ({"etag": "e1"}, {"etag": "e2"}, True),
+    ({"etag": "e1"}, {"etag": "e1"}, False),
+    ({}, {}, False),
+])
+def test_a_file_is_modified_when_its_content_fingerprint_changes(
+        before: dict[str, str | int], after: dict[str, str | int], changed: bool) -> None:
+    old = TrackedItem(D, "f", "root", "/f.txt", "f.txt", False, **{"size": 3, **before})  # type: ignore[arg-type]
+    new = DeltaItem("f", "f.txt", "root", False, **{"size": 3, **after})  # type: ignore[arg-type]
+    assert content_changed(old, new) is changed
 
 
 # ---------------------------------------------------------------------------------------------- guard + store
