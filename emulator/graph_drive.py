@@ -711,29 +711,32 @@ async def discard_checkout(ctx: Ctx) -> Resp:
 # ---------------------------------------------------------------------------------------- delta
 @dataclasses.dataclass(frozen=True)
 class DeltaPosition:
-    """Where a delta enumeration stands: ``snapshot`` phase (live items at or below ``seq``, after
-    ``key`` in (depth, id) order) or ``changes`` phase (changes after ``seq``)."""
+    """Where a delta enumeration stands: ``snapshot`` phase (the live items at or below ``seq``, in
+    the order fixed when the enumeration began, ``snapshot`` its id — None until the first page —
+    and ``done`` positions served) or ``changes`` phase (changes after ``seq``)."""
 
     drive_id: str
     generation: int
     phase: str  # "s" snapshot | "c" changes
     seq: int
-    key: tuple[int, str] | None
+    snapshot: str | None
+    done: int
     issued: int
 
     def encode(self, codec: TokenCodec) -> str:
         return codec.encode({"u": "delta", "d": self.drive_id, "g": self.generation, "p": self.phase,
-                             "s": self.seq, "k": list(self.key) if self.key else None, "t": self.issued})
+                             "s": self.seq, "n": self.snapshot, "o": self.done, "t": self.issued})
 
     @classmethod
     def decode(cls, codec: TokenCodec, token: str) -> DeltaPosition:
         p = codec.decode(token, "delta")
         try:
-            key = (int(p["k"][0]), str(p["k"][1])) if p.get("k") else None
             if p["p"] not in ("s", "c"):
                 raise ValueError("bad phase")
-            return cls(str(p["d"]), int(p["g"]), str(p["p"]), int(p["s"]), key, int(p["t"]))
-        except (KeyError, TypeError, IndexError) as exc:
+            snapshot = str(p["n"]) if p.get("n") else None
+            return cls(str(p["d"]), int(p["g"]), str(p["p"]), int(p["s"]), snapshot, int(p.get("o") or 0),
+                       int(p["t"]))
+        except (KeyError, TypeError) as exc:
             raise ValueError("bad delta token") from exc
 
 
@@ -790,12 +793,12 @@ async def delta(ctx: Ctx) -> Resp:
         return (f"{view.base}/v1.0/drives/{quote(drive.id, safe='!')}/root/delta?"
                 + urlencode({**extra, "token": pos.encode(codec)}))
 
-    fresh = DeltaPosition(drive.id, drive.delta_generation, "s", state.current_seq(), None, now)
+    fresh = DeltaPosition(drive.id, drive.delta_generation, "s", state.current_seq(), None, 0, now)
     raw = _delta_token_arg(ctx)
     if raw is None:
         pos = fresh
     elif raw.lower() == "latest":
-        latest = DeltaPosition(drive.id, drive.delta_generation, "c", state.current_seq(), None, now)
+        latest = DeltaPosition(drive.id, drive.delta_generation, "c", state.current_seq(), None, 0, now)
         return json_resp({"@odata.context": view.context("Collection(driveItem)"), "value": [],
                           "@odata.deltaLink": link(latest)})
     elif re.fullmatch(r"\d{4}-\d\d-\d\d(T[\d:.]+)?(Z|[+-]\d\d:?\d\d)?", raw.strip()):
@@ -808,7 +811,7 @@ async def delta(ctx: Ctx) -> Resp:
             when = when.replace(tzinfo=utcnow().tzinfo)
         if (utcnow() - when).total_seconds() > DELTA_MAX_AGE:
             raise _resync(link(fresh))
-        pos = DeltaPosition(drive.id, drive.delta_generation, "c", state.seq_at(when), None, now)
+        pos = DeltaPosition(drive.id, drive.delta_generation, "c", state.seq_at(when), None, 0, now)
     else:
         try:
             pos = DeltaPosition.decode(codec, raw)
@@ -818,22 +821,25 @@ async def delta(ctx: Ctx) -> Resp:
             raise HttpError(400, "invalidRequest", "The delta token belongs to another drive.")
         if pos.generation != drive.delta_generation or now - pos.issued > DELTA_MAX_AGE:
             raise _resync(link(fresh))
+        if pos.phase == "s" and pos.snapshot is not None and state.snapshot_size(pos.snapshot) is None:
+            raise _resync(link(fresh))  # an abandoned enumeration no longer kept
 
     page: list[Item] = []
     after = pos.seq
     if pos.phase == "s":
-        rows = state.snapshot_items(drive.id, upto_seq=pos.seq, after_key=pos.key, limit=top + 1)
-        if len(rows) > top:
-            page = rows[:top]
-            nxt = dataclasses.replace(pos, key=(State.depth_of(page[-1]), page[-1].id), issued=pos.issued)
+        snapshot = pos.snapshot or state.open_snapshot(drive.id, pos.seq)
+        size = state.snapshot_size(snapshot) or 0
+        page = state.snapshot_items(snapshot, upto_seq=pos.seq, after=pos.done, limit=top)
+        if pos.done + top < size:
+            nxt = dataclasses.replace(pos, snapshot=snapshot, done=pos.done + top)
             return _delta_page(view, page, select, next_link=link(nxt))
-        page = rows  # snapshot done: changes made while paging follow in the same page
+        state.close_snapshot(snapshot)  # snapshot done: changes made while paging follow in the same page
     room = top - len(page)
     changes = state.delta_items(drive.id, after_seq=after, limit=room + 1)
     more = len(changes) > room
     changes = changes[:room]
     last = changes[-1].seq if changes else after
-    nxt = DeltaPosition(drive.id, drive.delta_generation, "c", last, None, now if not more else pos.issued)
+    nxt = DeltaPosition(drive.id, drive.delta_generation, "c", last, None, 0, now if not more else pos.issued)
     page = page + _parents_first(changes)
     if more:
         return _delta_page(view, page, select, next_link=link(nxt))

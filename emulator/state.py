@@ -94,6 +94,12 @@ CREATE TABLE IF NOT EXISTS versions(
     sha256 TEXT NOT NULL, modified_at TEXT NOT NULL, modified_by TEXT NOT NULL,
     PRIMARY KEY(item_id, major));
 CREATE TABLE IF NOT EXISTS change_times(seq INTEGER PRIMARY KEY, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS delta_snapshots(
+    id TEXT PRIMARY KEY, drive_id TEXT NOT NULL, upto_seq INTEGER NOT NULL, size INTEGER NOT NULL,
+    created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS delta_snapshot_items(
+    snapshot_id TEXT NOT NULL, ord INTEGER NOT NULL, item_id TEXT NOT NULL,
+    PRIMARY KEY(snapshot_id, ord)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS list_items(
     list_id TEXT NOT NULL, id INTEGER NOT NULL, uid TEXT NOT NULL, fields TEXT NOT NULL,
     created_at TEXT NOT NULL, created_by TEXT NOT NULL, modified_at TEXT NOT NULL,
@@ -1011,25 +1017,53 @@ class State:
                       (drive_id, after_seq, limit))
         return [i for i in map(self._item, rows) if i is not None]
 
-    def snapshot_items(self, drive_id: str, *, upto_seq: int, after_key: tuple[int, str] | None,
-                       limit: int) -> list[Item]:
-        """Live items stamped at or before ``upto_seq``, parents before children (depth, then id)."""
+    # A full enumeration lists the drive as it stood when it began, parents before children. The
+    # order is fixed then, in a table: ordering pages by the items' *current* depth would let a
+    # folder moved shallower between two pages carry its unchanged files to a depth the listing
+    # has already passed, and they would never be listed (Graph's feed loses nothing). Items
+    # changed after the start are left out here and come in the changes that follow.
+    #: open enumerations kept per drive; an older one's nextLink gets 410 and a fresh Location
+    SNAPSHOTS_KEPT = 16
+    #: seconds an unfinished enumeration stays resumable
+    SNAPSHOT_MAX_AGE = 24 * 3600
+
+    def open_snapshot(self, drive_id: str, upto_seq: int) -> str:
+        """Fix the order of a full enumeration of the live items at or below ``upto_seq``."""
+        snapshot_id, now = secrets.token_hex(8), datetime.now(UTC).timestamp()
         depth = "(length(path) - length(replace(path, '/', '')))"
-        if after_key is None:
-            rows = self.q(f"SELECT *, {depth} AS depth FROM items WHERE drive_id=? AND deleted=0 AND seq<=? "  # noqa: S608
-                          f"ORDER BY depth, id LIMIT ?", (drive_id, upto_seq, limit))
-        else:
-            rows = self.q(f"SELECT *, {depth} AS depth FROM items WHERE drive_id=? AND deleted=0 AND seq<=? "  # noqa: S608
-                          f"AND (depth > ? OR (depth = ? AND id > ?)) ORDER BY depth, id LIMIT ?",
-                          (drive_id, upto_seq, after_key[0], after_key[0], after_key[1], limit))
-        result = []
-        for row in rows:
-            data = {k: row[k] for k in row.keys() if k != "depth"}  # noqa: SIM118
-            data["is_folder"] = bool(data["is_folder"])
-            data["deleted"] = bool(data["deleted"])
-            data["fields"] = json.loads(data["fields"])
-            result.append(Item(**data))
-        return result
+        with self.transaction():
+            stale = [r["id"] for r in self.q(
+                "SELECT id FROM delta_snapshots WHERE drive_id=? ORDER BY created_at DESC LIMIT -1 OFFSET ?",
+                (drive_id, self.SNAPSHOTS_KEPT - 1))]
+            stale += [r["id"] for r in self.q("SELECT id FROM delta_snapshots WHERE created_at < ?",
+                                              (now - self.SNAPSHOT_MAX_AGE,))]
+            for old in set(stale):
+                self.close_snapshot(old)
+            self.x("INSERT INTO delta_snapshot_items(snapshot_id, ord, item_id) "  # noqa: S608 - constant SQL
+                   f"SELECT ?, row_number() OVER (ORDER BY {depth}, id), id FROM items "
+                   "WHERE drive_id=? AND deleted=0 AND seq<=?", (snapshot_id, drive_id, upto_seq))
+            size_row = self.q1("SELECT COUNT(*) AS n FROM delta_snapshot_items WHERE snapshot_id=?", (snapshot_id,))
+            self.x("INSERT INTO delta_snapshots VALUES(?,?,?,?,?)",
+                   (snapshot_id, drive_id, upto_seq, int(size_row["n"]) if size_row else 0, now))
+        return snapshot_id
+
+    def snapshot_size(self, snapshot_id: str) -> int | None:
+        """How many items the enumeration fixed, or None when it is no longer kept."""
+        row = self.q1("SELECT size FROM delta_snapshots WHERE id=?", (snapshot_id,))
+        return None if row is None else int(row["size"])
+
+    def snapshot_items(self, snapshot_id: str, *, upto_seq: int, after: int, limit: int) -> list[Item]:
+        """Positions ``after+1 … after+limit`` of an enumeration, as the items are now; an item
+        deleted or changed since the enumeration began is skipped (it follows as a change)."""
+        rows = self.q("SELECT i.* FROM delta_snapshot_items s JOIN items i ON i.id = s.item_id "
+                      "WHERE s.snapshot_id=? AND s.ord>? AND s.ord<=? AND i.deleted=0 AND i.seq<=? ORDER BY s.ord",
+                      (snapshot_id, after, after + limit, upto_seq))
+        return [i for i in map(self._item, rows) if i is not None]
+
+    def close_snapshot(self, snapshot_id: str) -> None:
+        with self.transaction():
+            self.x("DELETE FROM delta_snapshot_items WHERE snapshot_id=?", (snapshot_id,))
+            self.x("DELETE FROM delta_snapshots WHERE id=?", (snapshot_id,))
 
     @staticmethod
     def depth_of(item: Item) -> int:

@@ -9,7 +9,8 @@ We test these aspects:
 - upload sessions: fragments, 320 KiB rule, overlap, status, cancel, name conflict at commit;
 - rename and move with descendants following, If-Match, delete;
 - delta: full enumeration in pages, incremental changes with latest-state semantics and
-  tombstones, ``token=latest``, timestamps, 410 with a Location after token expiry, forged tokens.
+  tombstones, ``token=latest``, timestamps, 410 with a Location after token expiry, forged tokens;
+  a folder moved shallower in the middle of a full enumeration loses none of its files.
 """
 
 from __future__ import annotations
@@ -228,6 +229,34 @@ async def test_delta_full_then_incremental_with_latest_state_and_tombstones(
     assert next(i for i in changed if i["id"] != f1.id)["size"] == len(b"changed twice")
     nothing, _, _ = await _delta_all(graph_http, link2)
     assert nothing == []
+
+
+async def test_a_folder_moved_during_a_full_enumeration_loses_none_of_its_files(
+        drive: Any, unique: str, graph_http: httpx.AsyncClient, tenant_info: dict[str, Any]) -> None:
+    # The enumeration lists parents first; a folder moved shallower between two pages takes its
+    # unchanged files to a depth the listing has already passed. Microsoft's feed still delivers
+    # every item once the deltaLink arrives: nothing may be lost, repeats are allowed.
+    d = tenant_info["drive_id"]
+    c = await make_folder(drive, "c", (await make_folder(drive, "b", (await make_folder(
+        drive, "a", (await make_folder(drive, unique)).id)).id)).id)
+    deep = await make_folder(drive, "deep", c.id)
+    for i in range(30):  # more than a page of depth-5 items: a page boundary between c and the files
+        await drive.items.by_drive_item_id(f"{c.id}:/filler{i}.txt:").content.put(b"f")
+    files = [(await drive.items.by_drive_item_id(f"{deep.id}:/x{i}.txt:").content.put(b"x")).id for i in range(5)]
+    seen: set[str] = set()
+    url, moved, link = f"/drives/{d}/root/delta?$top=25", False, None
+    while link is None:
+        body = (await graph_http.get(url)).json()
+        seen |= {i["id"] for i in body["value"]}
+        if not moved and c.id in seen:
+            moved = True  # the listing is past depth 4; the files are about to be at depth 2
+            root_id = (await graph_http.get(f"/drives/{d}/root")).json()["id"]
+            resp = await graph_http.patch(f"/drives/{d}/items/{deep.id}",
+                                          json={"parentReference": {"id": root_id}, "name": f"deep-{unique}"})
+            assert resp.status_code == 200, resp.text
+        url, link = body.get("@odata.nextLink"), body.get("@odata.deltaLink")
+    assert moved
+    assert set(files) | {deep.id} <= seen
 
 
 async def test_delta_sdk_paging_by_hand_token_latest_and_timestamps(

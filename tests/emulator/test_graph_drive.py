@@ -73,7 +73,7 @@ def test_parse_address_refuses_malformed(addr: str) -> None:
 
 def test_token_codec_round_trip_and_refusals() -> None:
     codec = TokenCodec(b"k" * 32)
-    pos = DeltaPosition("b!drive", 3, "s", 41, (2, "01X"), 1_700_000_000)
+    pos = DeltaPosition("b!drive", 3, "s", 41, "0f3a9c2e", 1998, 1_700_000_000)
     token = pos.encode(codec)
     assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
     assert DeltaPosition.decode(codec, token) == pos
@@ -219,7 +219,7 @@ async def test_delta_410_timestamps_and_malformed(local: Local) -> None:
 
     drive = state.drive(d)
     assert drive is not None
-    old = DeltaPosition(d, drive.delta_generation, "c", state.current_seq(), None, int(time.time()) - 31 * 86400)
+    old = DeltaPosition(d, drive.delta_generation, "c", state.current_seq(), None, 0, int(time.time()) - 31 * 86400)
     aged = await local.call("GET", f"/drives/{d}/root/delta?token={old.encode(TokenCodec.for_state(state))}")
     assert aged.status == 410 and aged.header("location")
 
@@ -370,7 +370,7 @@ async def test_site_path_with_further_segments(graph: Any, graph_http: httpx.Asy
 async def test_select_and_item_facets(drive: Any, graph_http: httpx.AsyncClient, unique: str,
                                       tenant_info: dict[str, Any]) -> None:
     created = await drive.items.by_drive_item_id(f"root:/{unique}/n.txt:").content.put(b"note")
-    assert created.file.hashes.sha256_hash and created.c_tag and created.web_url.endswith(f"/{unique}/n.txt")
+    assert created.file.hashes.quick_xor_hash and created.c_tag and created.web_url.endswith(f"/{unique}/n.txt")
     base = f"/drives/{tenant_info['drive_id']}/items/root:/{unique}/n.txt:"
     picked = (await graph_http.get(base, params={"$select": "name,size"})).json()
     assert {k for k in picked if not k.startswith("@odata")} == {"id", "name", "size"}
