@@ -11,7 +11,11 @@ authentication, never throttled or faulted). It exposes
 * ``GET|POST /_admin/throttle``: the per-app resource-unit budget, changeable at run time;
 * ``POST /_admin/seed``: a scenario (``{"scenario": "cartif"}``) or generated content
   (``{"generate": {"files", "folders", "depth", "drive_id"?, "seed"?, "under"?}}``);
-* ``GET /_admin/teams/{channel}``: what the channel's Workflows webhook recorded (emulator/teams.py).
+* ``GET /_admin/teams/{channel}``: what the channel's Workflows webhook recorded (emulator/teams.py);
+* ``GET /_admin/subscriptions``: every app's change-notification subscriptions, paused or not;
+* ``POST /_admin/subscriptions/{id}/reauthorize``: require a reauthorization, as Graph does when the
+  authorization behind a subscription must be checked again: notifications pause and a
+  ``reauthorizationRequired`` lifecycle notification is sent (``graph_misc.require_reauthorization``).
 """
 
 from __future__ import annotations
@@ -190,6 +194,19 @@ async def teams_channel(ctx: Ctx) -> Resp:
                 "messages": messages})
 
 
+async def subscriptions_list(ctx: Ctx) -> Resp:
+    return _ok({"value": [{"id": s.id, "clientId": s.client_id, "resource": s.resource,
+                           "notificationUrl": s.notification_url, "lifecycleNotificationUrl": s.lifecycle_url,
+                           "expirationDateTime": s.expiration, "paused": s.challenged_at is not None}
+                          for s in ctx.state.subscriptions()]})
+
+
+async def subscription_reauthorize(ctx: Ctx) -> Resp:
+    from emulator.graph_misc import require_reauthorization
+
+    return _ok(await require_reauthorization(ctx.tenant, ctx.params["id"]))
+
+
 def register(router: Router) -> None:
     for method, pattern, handler, name in (
         ("GET", r"/_admin/health", health, "admin.health"),
@@ -203,5 +220,8 @@ def register(router: Router) -> None:
         ("POST", r"/_admin/throttle", throttle_set, "admin.throttle.set"),
         ("POST", r"/_admin/seed", seed, "admin.seed"),
         ("GET", r"/_admin/teams/(?P<channel>[^/]+)", teams_channel, "admin.teams"),
+        ("GET", r"/_admin/subscriptions", subscriptions_list, "admin.subscriptions.list"),
+        ("POST", r"/_admin/subscriptions/(?P<id>[^/]+)/reauthorize", subscription_reauthorize,
+         "admin.subscriptions.reauthorize"),
     ):
         router.add(method, pattern, handler, name=name, surface="admin")

@@ -1394,6 +1394,11 @@ def _live(sub: Subscription) -> bool:
     return parse_iso(sub.expiration) > utcnow()
 
 
+def _flowing(sub: Subscription) -> bool:
+    """Live, and not paused by an unanswered reauthorization: change notifications are sent."""
+    return _live(sub) and sub.challenged_at is None
+
+
 def _own_subscription(ctx: Ctx) -> Subscription:
     st: State = ctx.state
     sub = st.subscription(ctx.params["sub"])
@@ -1556,8 +1561,68 @@ async def delete_subscription(ctx: Ctx) -> Resp:
 
 
 async def reauthorize_subscription(ctx: Ctx) -> Resp:
-    _own_subscription(ctx)
+    """Answer an authorization challenge: the paused notification flow resumes (204)."""
+    sub = _own_subscription(ctx)
+    ctx.state.challenge_subscription(sub.id, cleared=True)
     return empty(204)
+
+
+# ---------------------------------------------------------------------- lifecycle notifications
+#: The lifecycle events Graph sends for a drive subscription: only reauthorizationRequired
+#: ("All resources"); subscriptionRemoved and missed are Outlook/Teams only (graph-api.md §2.18).
+DRIVE_LIFECYCLE_EVENTS = ("reauthorizationRequired",)
+
+
+async def require_reauthorization(tenant: Tenant, sub_id: str) -> dict[str, Any]:
+    """What Graph does when the app's authorization must be checked again (the token behind the
+    subscription about to expire, consent revoked, …): change notifications pause until the app
+    calls ``/reauthorize`` or PATCHes a new expiration, and a ``reauthorizationRequired`` lifecycle
+    notification goes to the lifecycleNotificationUrl — if the subscription has one; without it the
+    app is never told and its notifications stay paused until it happens to renew.
+    """
+    sub = tenant.state.subscription(sub_id)
+    if sub is None or not _live(sub):
+        raise HttpError(404, "itemNotFound", f"There is no live subscription '{sub_id}'.")
+    tenant.state.challenge_subscription(sub.id)
+    outcome: dict[str, Any] = {"subscriptionId": sub.id, "lifecycleEvent": "reauthorizationRequired",
+                               "paused": True, "lifecycleNotificationUrl": sub.lifecycle_url, "delivered": False}
+    if sub.lifecycle_url:
+        payload = {"value": [{
+            "subscriptionId": sub.id,
+            "subscriptionExpirationDateTime": sub.expiration,
+            "tenantId": tenant.tenant_id,
+            "clientState": sub.client_state,
+            "lifecycleEvent": "reauthorizationRequired",
+        }]}
+        outcome["delivered"] = await _post_notification(tenant, sub.lifecycle_url, payload)
+    return outcome
+
+
+async def _post_notification(tenant: Tenant, url: str,
+                             payload: dict[str, Any] | Callable[[], dict[str, Any] | None]) -> bool:
+    """POST a notification body, retried with back-off for RETRY_WINDOW seconds; delivered?
+
+    ``payload`` may be a function, asked again before each attempt; None means nothing to send any
+    more (the subscriptions went away meanwhile)."""
+    deadline = asyncio.get_running_loop().time() + RETRY_WINDOW
+    delay = RETRY_FIRST_DELAY
+    while True:
+        body = payload() if callable(payload) else payload
+        if body is None:
+            return False
+        try:
+            async with _client_for(tenant, url) as client:
+                resp = await client.post(url, json=body, timeout=DELIVERY_TIMEOUT)
+            if 200 <= resp.status_code < 300:
+                return True
+            reason = f"status {resp.status_code}"
+        except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+            reason = type(exc).__name__
+        if asyncio.get_running_loop().time() + delay > deadline:
+            log.warning("dropping change notification to %s after retries (%s)", url, reason)
+            return False
+        await asyncio.sleep(delay)
+        delay *= 2
 
 
 # ---------------------------------------------------------------------- change notifications
@@ -1586,7 +1651,7 @@ class _Notifier:
             return
         await asyncio.sleep(tenant.config.notification_delay)
         self.pending.discard(drive_id)  # later changes schedule their own flush
-        subs = [s for s in tenant.state.subscriptions() if s.drive_id == drive_id and _live(s)]
+        subs = [s for s in tenant.state.subscriptions() if s.drive_id == drive_id and _flowing(s)]
         by_url: dict[str, list[Subscription]] = {}
         for sub in subs:
             by_url.setdefault(sub.notification_url, []).append(sub)
@@ -1594,27 +1659,13 @@ class _Notifier:
             tenant.spawn(self._deliver(tenant, url, [s.id for s in group]))
 
     async def _deliver(self, tenant: Tenant, url: str, sub_ids: list[str]) -> None:
-        deadline = asyncio.get_running_loop().time() + RETRY_WINDOW
-        delay = RETRY_FIRST_DELAY
-        while True:
-            subs = [s for s in (tenant.state.subscription(i) for i in sub_ids) if s is not None and _live(s)]
-            if not subs:
-                return  # deleted or expired meanwhile: expired subscriptions get nothing
-            payload = {"value": [_notification(tenant, s) for s in subs]}
-            try:
-                async with _client_for(tenant, url) as client:
-                    resp = await client.post(url, json=payload, timeout=DELIVERY_TIMEOUT)
-                if 200 <= resp.status_code < 300:
-                    self.delivered += 1
-                    return
-                reason = f"status {resp.status_code}"
-            except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
-                reason = type(exc).__name__
-            if asyncio.get_running_loop().time() + delay > deadline:
-                log.warning("dropping change notification to %s after retries (%s)", url, reason)
-                return
-            await asyncio.sleep(delay)
-            delay *= 2
+        def payload() -> dict[str, Any] | None:
+            subs = [s for s in (tenant.state.subscription(i) for i in sub_ids) if s is not None and _flowing(s)]
+            # deleted, expired or paused meanwhile: they get nothing
+            return {"value": [_notification(tenant, s) for s in subs]} if subs else None
+
+        if await _post_notification(tenant, url, payload):
+            self.delivered += 1
 
 
 def _notification(tenant: Tenant, sub: Subscription) -> dict[str, Any]:

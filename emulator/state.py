@@ -37,8 +37,9 @@ from typing import Any, TypeVar
 
 from emulator.quickxor import quick_xor_hash
 
-#: 2 added ``items.quick_xor`` (the hash Graph serves); older data directories are upgraded on open.
-SCHEMA_VERSION = 2
+#: 2 added ``items.quick_xor`` (the hash Graph serves); 3 ``subscriptions.challenged_at`` (a pending
+#: reauthorization). Older data directories are upgraded on open.
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -130,7 +131,7 @@ CREATE TABLE IF NOT EXISTS subscriptions(
     id TEXT PRIMARY KEY, client_id TEXT NOT NULL, resource TEXT NOT NULL,
     change_type TEXT NOT NULL, notification_url TEXT NOT NULL, client_state TEXT,
     expiration TEXT NOT NULL, lifecycle_url TEXT, created_at TEXT NOT NULL,
-    drive_id TEXT, latest_tls TEXT);
+    drive_id TEXT, latest_tls TEXT, challenged_at TEXT);
 CREATE TABLE IF NOT EXISTS upload_sessions(
     id TEXT PRIMARY KEY, drive_id TEXT NOT NULL, parent_id TEXT NOT NULL, name TEXT NOT NULL,
     conflict TEXT NOT NULL, total INTEGER, received BLOB NOT NULL DEFAULT x'',
@@ -380,6 +381,8 @@ class Subscription:
     created_at: str
     drive_id: str | None
     latest_tls: str | None
+    #: when a reauthorization was required and not yet answered: notifications are paused meanwhile
+    challenged_at: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -481,6 +484,8 @@ class State:
                                  "ON v.item_id = i.id AND v.major = i.major WHERE i.is_folder = 0")
                 self.db.executemany("UPDATE items SET quick_xor=? WHERE id=?",
                                     ((quick_xor_hash(bytes(r["content"])), r["item_id"]) for r in current))
+            if version < 3:
+                self.x("ALTER TABLE subscriptions ADD COLUMN challenged_at TEXT")
             self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
@@ -1573,7 +1578,7 @@ class State:
 
     # ------------------------------------------------------------------ subscriptions
     def add_subscription(self, sub: Subscription) -> None:
-        self.x("INSERT INTO subscriptions VALUES(?,?,?,?,?,?,?,?,?,?,?)", dataclasses.astuple(sub))
+        self.x("INSERT INTO subscriptions VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", dataclasses.astuple(sub))
 
     def subscription(self, sub_id: str) -> Subscription | None:
         return _opt_row_to(Subscription, self.q1("SELECT * FROM subscriptions WHERE id=?", (sub_id,)))
@@ -1586,7 +1591,12 @@ class State:
         return [_row_to(Subscription, r) for r in rows]
 
     def renew_subscription(self, sub_id: str, expiration: str) -> None:
-        self.x("UPDATE subscriptions SET expiration=? WHERE id=?", (expiration, sub_id))
+        """A new expiration; like Graph's PATCH it also answers a pending reauthorization."""
+        self.x("UPDATE subscriptions SET expiration=?, challenged_at=NULL WHERE id=?", (expiration, sub_id))
+
+    def challenge_subscription(self, sub_id: str, *, cleared: bool = False) -> None:
+        """Require (or, ``cleared``, answer) a reauthorization of the subscription."""
+        self.x("UPDATE subscriptions SET challenged_at=? WHERE id=?", (None if cleared else iso(), sub_id))
 
     def delete_subscription(self, sub_id: str) -> bool:
         return self.x("DELETE FROM subscriptions WHERE id=?", (sub_id,)).rowcount > 0

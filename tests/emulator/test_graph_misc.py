@@ -20,6 +20,7 @@ Bodies are compared by key subset with ``graph-examples/`` (README: shape, not e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -542,6 +543,50 @@ async def test_subscription_handshake_rules_and_notification(  # noqa: PLR0917 -
     with pytest.raises(APIError) as gone:
         await graph.subscriptions.by_subscription_id(created.id).get()
     assert gone.value.response_status_code == 404
+
+
+async def test_a_reauthorization_pauses_notifications_until_the_app_answers(  # noqa: PLR0917 - fixtures
+        graph: Any, graph_http: httpx.AsyncClient, admin: httpx.Client, receiver: Receiver,
+        tenant_info: dict[str, Any], unique: str) -> None:
+    drive = tenant_info["drive_id"]
+    make_folder(admin, f"/{unique}")
+    # The receiver runs in this event loop: the tenant's lifecycle POST needs the loop free.
+    tenant_admin = httpx.AsyncClient(base_url=tenant_info["admin_url"], verify=tenant_info["ca_path"],
+                                     trust_env=False, timeout=30)
+    created = await graph.subscriptions.post(Subscription(
+        change_type="updated", notification_url=receiver.url, lifecycle_notification_url=receiver.url,
+        resource=f"/drives/{drive}/root", expiration_date_time=datetime.now(UTC) + timedelta(hours=2),
+        client_state=unique))
+    assert len(receiver.validations) == 2  # both URLs are validated, even when equal
+
+    async def change_arrives(title: str, within: float) -> bool:
+        receiver.notifications.clear()
+        receiver.arrived.clear()
+        (await graph_http.patch(f"/drives/{drive}/items/root:/{unique}:/listItem/fields",
+                                json={"Title": title})).raise_for_status()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(receiver.arrived.wait(), timeout=within)
+        return any(n["subscriptionId"] == created.id and "changeType" in n for n in receiver.notifications)
+
+    challenged = (await tenant_admin.post(f"/subscriptions/{created.id}/reauthorize")).json()
+    assert challenged["delivered"] and challenged["paused"]
+    lifecycle = next(n for n in receiver.notifications if n.get("lifecycleEvent"))
+    assert lifecycle["lifecycleEvent"] == "reauthorizationRequired" and lifecycle["clientState"] == unique
+    assert_keys(lifecycle, example("lifecycle-notification-generic.json")["value"][0])
+    assert [s["paused"] for s in admin.get("/subscriptions").json()["value"] if s["id"] == created.id] == [True]
+    assert not await change_arrives("while paused", within=2.5)  # the flow is paused, nothing queued
+
+    await graph.subscriptions.by_subscription_id(created.id).reauthorize.post()  # 204
+    assert await change_arrives("after reauthorize", within=5)
+
+    (await tenant_admin.post(f"/subscriptions/{created.id}/reauthorize")).raise_for_status()
+    # A PATCH with a new expiration renews and reauthorizes in one request (lifecycle-events doc).
+    await graph.subscriptions.by_subscription_id(created.id).patch(
+        Subscription(expiration_date_time=datetime.now(UTC) + timedelta(hours=3)))
+    assert await change_arrives("after renewal", within=5)
+    await graph.subscriptions.by_subscription_id(created.id).delete()
+    assert (await tenant_admin.post(f"/subscriptions/{created.id}/reauthorize")).status_code == 404
+    await tenant_admin.aclose()
 
 
 async def test_users_and_groups(

@@ -4,7 +4,8 @@ We test these aspects: published vectors (empty content; "hello world" from the 
 library, an implementation of Microsoft's snippet); equality with a line-by-line port of
 Microsoft's C# snippet on random contents of every length class (the fold-by-160 shortcut must
 not change a bit); and a data directory written by the previous tenant (schema 1, no hash
-column) upgraded on open with each file's hash computed from its current version.
+column) upgraded on open with each file's hash computed from its current version, and the
+subscriptions' reauthorization column added.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def test_a_schema_1_data_directory_gets_its_hashes_on_open(tmp_path: Path) -> No
     # What the previous tenant left: no quick_xor column, schema_version 1.
     with sqlite3.connect(path) as db:
         db.execute("ALTER TABLE items DROP COLUMN quick_xor")
+        db.execute("ALTER TABLE subscriptions DROP COLUMN challenged_at")
         db.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
 
     upgraded = State(path)
