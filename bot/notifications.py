@@ -9,6 +9,13 @@ clientState here, then calls ``SyncRequests.request``; ``bot.watching`` waits on
 Drive notifications carry no change detail (graph-api.md §2.18, anchors-sync-notify §0): they
 only say "something in this drive changed", so ten of them ask for exactly what one asks for —
 a delta run from the stored cursor. That is why coalescing loses nothing.
+
+Lifecycle notifications arrive on the same URL (we register it as both notificationUrl and
+lifecycleNotificationUrl, which Graph allows) and are told apart by ``lifecycleEvent``. For a
+drive Graph sends only ``reauthorizationRequired``: change notifications are paused until the
+app reauthorizes or renews the subscription. They are kept per subscription in
+``SyncRequests.lifecycle`` for the subscription manager to answer (``take_lifecycle``), and each
+also asks for a sync, since changes made while the flow was paused were never announced.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "LIFECYCLE_EVENTS",
     "MAX_BODY_BYTES",
     "Notification",
     "NotificationError",
@@ -31,6 +39,9 @@ __all__ = [
     "parse_notifications",
     "split_by_client_state",
 ]
+
+#: Graph's lifecycle events (change-notifications-lifecycle-events.md); drives get only the first.
+LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
 
 #: Graph batches at most a few hundred notifications per POST, each well under 1 KB; a larger
 #: body is not from Graph.
@@ -51,6 +62,9 @@ class Notification:
     resource: str
     tenant_id: str | None
     subscription_expiration: str | None
+    #: "reauthorizationRequired", "subscriptionRemoved" or "missed" for a lifecycle notification
+    #: (which has no changeType or resource); None for a change notification
+    lifecycle_event: str | None = None
 
 
 def parse_notifications(body: bytes) -> list[Notification]:
@@ -68,16 +82,21 @@ def parse_notifications(body: bytes) -> list[Notification]:
         if not isinstance(entry, dict):
             raise NotificationError(f"value[{index}] is not an object")
         sub_id, change, resource = entry.get("subscriptionId"), entry.get("changeType"), entry.get("resource")
-        for name, field in (("subscriptionId", sub_id), ("changeType", change), ("resource", resource)):
+        event = entry.get("lifecycleEvent")
+        if event is not None and event not in LIFECYCLE_EVENTS:
+            raise NotificationError(f"value[{index}].lifecycleEvent is not one of {', '.join(LIFECYCLE_EVENTS)}")
+        required = (("subscriptionId", sub_id),) if event else (
+            ("subscriptionId", sub_id), ("changeType", change), ("resource", resource))
+        for name, field in required:
             if not isinstance(field, str) or not field:
                 raise NotificationError(f"value[{index}].{name} is missing or not a string")
         state = entry.get("clientState")
         if state is not None and not isinstance(state, str):
             raise NotificationError(f"value[{index}].clientState is not a string")
         tenant, expiration = entry.get("tenantId"), entry.get("subscriptionExpirationDateTime")
-        out.append(Notification(str(sub_id), state, str(change), str(resource),
+        out.append(Notification(str(sub_id), state, str(change or ""), str(resource or ""),
                                 tenant if isinstance(tenant, str) else None,
-                                expiration if isinstance(expiration, str) else None))
+                                expiration if isinstance(expiration, str) else None, event))
     return out
 
 
@@ -119,9 +138,25 @@ class SyncRequests:
     def __init__(self) -> None:
         self._flag = asyncio.Event()
         self.pending = 0
+        #: lifecycle events not yet answered: subscription id → the latest event
+        self.lifecycle: dict[str, str] = {}
         #: requests ever made and cycles ever taken (for logs and tests)
         self.requested = 0
         self.taken = 0
+
+    def note_lifecycle(self, subscription_id: str, event: str) -> None:
+        """A lifecycle notification: remember it for the subscription manager, and ask for a sync."""
+        self.lifecycle[subscription_id] = event
+        self.request()
+
+    def take_lifecycle(self) -> dict[str, str]:
+        """The lifecycle events to answer now (subscription id → event); they are cleared."""
+        events, self.lifecycle = self.lifecycle, {}
+        return events
+
+    def restore_lifecycle(self, events: dict[str, str]) -> None:
+        """Put back events whose answer failed (a newer event for the same subscription wins)."""
+        self.lifecycle = {**events, **self.lifecycle}
 
     def request(self, count: int = 1) -> None:
         if count <= 0:

@@ -11,7 +11,8 @@ What it answers (graph-api.md §2.18, anchors-sync-notify §0):
   Graph makes before creating or updating a subscription's URL);
 * ``POST PATH`` with ``{"value": [...]}`` → 202 with an empty body. Notifications whose
   clientState is not our secret are ignored and logged (count only: neither their clientState
-  nor whether one matched is told to the sender, who gets the same 202);
+  nor whether one matched is told to the sender, who gets the same 202). Lifecycle notifications
+  (``lifecycleEvent``, same URL) are handed to ``SyncRequests.note_lifecycle``;
 * a body that is not a notification list → 400 with a JSON error naming the problem;
 * other paths 404, other methods 405.
 """
@@ -93,8 +94,13 @@ class Receiver:
             # The received value is not logged: it may be a guess at the secret.
             log.warning("ignored %d change notification(s) with a wrong clientState (subscriptions %s)",
                         len(rejected), ", ".join(sorted({n.subscription_id[:64] for n in rejected})))
-        if accepted:
-            self.requests.request(len(accepted))
+        changes = [n for n in accepted if n.lifecycle_event is None]
+        for lifecycle in (n for n in accepted if n.lifecycle_event is not None):
+            log.warning("lifecycle notification %s for subscription %s", lifecycle.lifecycle_event,
+                        lifecycle.subscription_id[:64])
+            self.requests.note_lifecycle(lifecycle.subscription_id, str(lifecycle.lifecycle_event))
+        if changes:
+            self.requests.request(len(changes))
         await _respond(send, 202, b"", None)
 
 

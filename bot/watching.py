@@ -13,8 +13,10 @@ The loop::
     settle  a short pause (``settle_seconds``) so a burst of notifications lands in the same cycle
     take    absorb every pending request, then run ONE incremental cycle; requests that arrive
             during the cycle make exactly one more
-    renew   before each wait, ``SubscriptionManager.ensure`` renews when a third of the lifetime
-            is left and re-creates a subscription that vanished (404)
+    renew   before each cycle, ``SubscriptionManager.ensure`` renews when a third of the lifetime
+            is left or a reauthorizationRequired lifecycle notification came (which paused the
+            notifications; the cycle that follows reads what changed meanwhile), and re-creates a
+            subscription that vanished (404)
     stop    on a clean stop (cancelled: Ctrl-C, SIGTERM) the subscription is deleted on the tenant
 
 Poll-only mode (no ``notifications.url``, or ``--poll-only``) skips the subscription and polls
@@ -121,10 +123,12 @@ async def _loop(syncer: Syncer, manager: SubscriptionManager | None, requests: S
     while True:
         timeout = interval
         if manager is not None:
+            lifecycle = requests.take_lifecycle()
             try:
-                sub = await manager.ensure()
+                sub = await manager.ensure(lifecycle)
                 timeout = min(timeout, max(manager.renewal_due_in(sub), 1.0))
             except Exception as exc:  # the receiver unreachable, the tenant down: poll meanwhile
+                requests.restore_lifecycle(lifecycle)  # answered at the next wake-up
                 if once:
                     raise
                 log.warning("change notifications unavailable (%s); polling every %.0f s", exc, interval)

@@ -17,13 +17,21 @@ Microsoft's rules this follows (graph-api.md §2.18, anchors-sync-notify §0):
 * An expired or deleted subscription answers 404 to PATCH: it cannot be revived, so a new one
   is created (and the store row replaced). Notifications missed meanwhile are not lost: the
   next delta run from the stored cursor reads every change.
+* Lifecycle notifications go to the same URL (lifecycleNotificationUrl = notificationUrl, which
+  Graph allows). For a drive Graph sends only ``reauthorizationRequired``, and pauses change
+  notifications until the app answers; we answer with one PATCH of a new expiration, which
+  "performs both actions in one operation" (a /reauthorize and a PATCH within 10 minutes of each
+  other can leave the subscription inconsistent, so we never mix them). ``subscriptionRemoved``
+  (not sent for drives today) re-creates. A subscription stored without a lifecycle URL (made
+  by an older version; the URL cannot be added by PATCH) is replaced once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from kiota_abstractions.api_error import APIError
 from msgraph.generated.models.subscription import Subscription as GraphSubscription
@@ -96,9 +104,12 @@ class SubscriptionManager:
         return max(0.0, (due - self.now()).total_seconds())
 
     # ------------------------------------------------------------------------------------------ actions
-    async def ensure(self) -> Subscription:
+    async def ensure(self, lifecycle: Mapping[str, str] | None = None) -> Subscription:
         """A live subscription: the stored one, renewed if due; created when there is none.
 
+        ``lifecycle`` holds the lifecycle events received since the last call (subscription id →
+        event, ``SyncRequests.take_lifecycle``): a ``reauthorizationRequired`` for ours renews it
+        now, which also resumes its paused notifications; ``subscriptionRemoved`` re-creates it.
         Stored subscriptions of this drive for another URL or secret (settings changed) are
         deleted on the tenant (best effort) and forgotten.
         """
@@ -106,8 +117,24 @@ class SubscriptionManager:
             if stale.notification_url != self.notification_url or stale.client_state_hash != self._state_hash:
                 await self.delete(stale)
         sub = self.current()
+        events = dict(lifecycle or {})
+        for other in set(events) - {sub.id if sub else ""}:
+            log.info("lifecycle event %s for subscription %s, which is not (or no longer) ours: ignored",
+                     events[other], other)
         if sub is None:
             return await self.create()
+        if sub.lifecycle_notification_url is None:
+            log.info("subscription %s was created without lifecycle notifications; replacing it", sub.id)
+            await self.delete(sub)
+            return await self.create()
+        event = events.get(sub.id)
+        if event == "subscriptionRemoved":
+            log.warning("subscription %s was removed by Graph; creating a new one", sub.id)
+            self.store.delete_subscription(sub.id)
+            return await self.create()
+        if event == "reauthorizationRequired":
+            log.warning("subscription %s needs reauthorization; renewing it", sub.id)
+            return await self.renew(sub)
         if needs_renewal(sub.expiration, self.now(), self.lifetime):
             return await self.renew(sub)
         return sub
@@ -119,6 +146,7 @@ class SubscriptionManager:
             resource=f"/drives/{self.drive_id}/root",
             expiration_date_time=self.now() + self.lifetime,
             client_state=self._client_state,
+            lifecycle_notification_url=self.notification_url,
         )
         try:
             created = await self.graph.subscriptions.post(body)
@@ -127,7 +155,8 @@ class SubscriptionManager:
         if created is None or not created.id or created.expiration_date_time is None:
             raise RuntimeError("Graph created a subscription but returned no id or expiration")
         sub = Subscription(created.id, self.drive_id, format_time(created.expiration_date_time),
-                           self._state_hash, self.notification_url)
+                           self._state_hash, self.notification_url,
+                           created.lifecycle_notification_url or self.notification_url)
         self.store.save_subscription(sub)
         log.info("subscription %s created on drive %s, expires %s", sub.id, self.drive_id, sub.expiration)
         return sub
@@ -146,8 +175,7 @@ class SubscriptionManager:
             return await self.create()
         if updated is None or updated.expiration_date_time is None:
             raise RuntimeError("Graph renewed a subscription but returned no expiration")
-        renewed = Subscription(sub.id, sub.drive_id, format_time(updated.expiration_date_time),
-                               sub.client_state_hash, sub.notification_url)
+        renewed = dataclasses.replace(sub, expiration=format_time(updated.expiration_date_time))
         self.store.save_subscription(renewed)
         log.info("subscription %s renewed, expires %s", sub.id, renewed.expiration)
         return renewed

@@ -4,13 +4,20 @@ We test these aspects:
 
 * pure: bodies are parsed or refused with a clear message; clientState matches only our secret;
   many requests coalesce into one pending cycle, and requests during a cycle make exactly one more;
+  lifecycle notifications (Microsoft's example body) are parsed, kept per subscription, and put
+  back when answering them failed;
 * receiver (ASGI, in process): the validationToken handshake echoes the decoded token as
   text/plain; good notifications get 202 and signal; a wrong clientState gets the same 202 but
-  signals nothing; malformed JSON gets 400 naming the problem;
+  signals nothing; malformed JSON gets 400 naming the problem; a lifecycle notification gets 202
+  and is handed over for its subscription;
 * local tenant: the receiver on a free port, the subscription created through our connector,
   5 quick changes by another app → at most two notification-driven cycles report exactly those 5
   changes within seconds; renewal extends the expiry; a subscription deleted on the tenant is
-  re-created on renewal; poll-only mode finds changes without any notification;
+  re-created on renewal; a reauthorizationRequired renews at once, subscriptionRemoved re-creates,
+  and a subscription stored without a lifecycle URL is replaced; the tenant pausing the watch
+  loop's subscription (reauthorizationRequired) is answered by the loop, which then reads the
+  change made while paused and gets notifications again; poll-only mode finds changes without
+  any notification;
 * CLI: ``cartif-bot watch`` (a subprocess) runs the receiver and reports a change from a notification.
 """
 
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -66,6 +74,32 @@ def test_parse_notifications_accepts_graph_bodies_and_names_problems() -> None:
                        (b"\xff\xfe", "not JSON")]:
         with pytest.raises(NotificationError, match=words.replace("[", r"\[").replace("{", r"\{")):
             parse_notifications(bad)
+
+
+LIFECYCLE = {"subscriptionId": "sub-1", "subscriptionExpirationDateTime": "2019-03-20T11:00:00.0000000Z",
+             "tenantId": "t", "clientState": SECRET, "lifecycleEvent": "reauthorizationRequired"}
+
+
+def test_lifecycle_notifications_are_parsed_and_kept_per_subscription() -> None:
+    import json
+
+    # Microsoft's lifecycle body has no changeType and no resource.
+    [parsed] = parse_notifications(json.dumps({"value": [LIFECYCLE]}).encode())
+    assert (parsed.subscription_id, parsed.lifecycle_event, parsed.change_type) == (
+        "sub-1", "reauthorizationRequired", "")
+    with pytest.raises(NotificationError, match="lifecycleEvent is not one of"):
+        parse_notifications(json.dumps({"value": [LIFECYCLE | {"lifecycleEvent": "whatever"}]}).encode())
+    with pytest.raises(NotificationError, match="subscriptionId"):
+        parse_notifications(json.dumps({"value": [LIFECYCLE | {"subscriptionId": None}]}).encode())
+
+    requests = SyncRequests()
+    requests.note_lifecycle("sub-1", "reauthorizationRequired")
+    assert requests.pending == 1 and requests.is_set  # the paused flow hid changes: sync too
+    taken = requests.take_lifecycle()
+    assert taken == {"sub-1": "reauthorizationRequired"} and requests.take_lifecycle() == {}
+    requests.note_lifecycle("sub-2", "missed")  # arrives while answering sub-1 failed
+    requests.restore_lifecycle(taken)
+    assert requests.take_lifecycle() == {"sub-1": "reauthorizationRequired", "sub-2": "missed"}
 
 
 def test_client_state_matches_only_our_secret() -> None:
@@ -124,11 +158,20 @@ async def test_receiver_handshake_notifications_and_errors(
     assert app.requests.pending == 2 and app.rejected == 1
     assert "wrong clientState" in caplog.text and "guess-1" not in caplog.text
 
+    import json
+    lifecycle = await client.post("/hooks/graph", content=json.dumps({"value": [LIFECYCLE]}).encode())
+    assert lifecycle.status_code == 202 and app.requests.lifecycle == {"sub-1": "reauthorizationRequired"}
+    forged_lifecycle = json.dumps({"value": [LIFECYCLE | {"subscriptionId": "sub-9", "clientState": "guess"}]})
+    assert (await client.post("/hooks/graph", content=forged_lifecycle.encode())).status_code == 202
+    assert set(app.requests.lifecycle) == {"sub-1"}
+    app.requests.take_lifecycle()
+    app.requests.take()
+
     bad = await client.post("/hooks/graph", content=b"{not json")
     assert bad.status_code == 400 and "not JSON" in bad.json()["error"]
     assert (await client.post("/elsewhere", content=body(SECRET))).status_code == 404
     assert (await client.get("/hooks/graph")).status_code == 405
-    assert app.requests.pending == 2
+    assert app.requests.pending == 0
 
 
 # ---------------------------------------------------------------------------------------------- local tenant
@@ -240,6 +283,27 @@ async def test_renewal_extends_expiry_and_a_vanished_subscription_is_recreated(
                 on_tenant = (await graph_http.get(f"/subscriptions/{first.id}")).json()
                 assert on_tenant["expirationDateTime"][:19] == renewed.expiration[:19]
 
+                on_tenant = (await graph_http.get(f"/subscriptions/{first.id}")).json()
+                assert on_tenant["lifecycleNotificationUrl"] == url and first.lifecycle_notification_url == url
+
+                # reauthorizationRequired: renewed at once (one PATCH), though not due.
+                manager.now = lambda: dt.datetime.now(dt.UTC)
+                answered = await manager.ensure({renewed.id: "reauthorizationRequired", "not-ours": "missed"})
+                assert answered.id == first.id and answered.expiration != renewed.expiration
+                expected = dt.datetime.now(dt.UTC) + lifetime
+                assert abs((dt.datetime.fromisoformat(answered.expiration.replace("Z", "+00:00"))
+                            - expected).total_seconds()) < 60
+                # A subscription stored without a lifecycle URL (an older version made it) is replaced.
+                store.save_subscription(dataclasses.replace(answered, lifecycle_notification_url=None))
+                replaced = await manager.ensure()
+                assert replaced.id != first.id and replaced.lifecycle_notification_url == url
+                assert (await graph_http.get(f"/subscriptions/{first.id}")).status_code == 404
+                # subscriptionRemoved (Graph sends it for other resources today): a new one.
+                removed = await manager.ensure({replaced.id: "subscriptionRemoved"})
+                assert removed.id != replaced.id
+                (await graph_http.delete(f"/subscriptions/{replaced.id}")).raise_for_status()
+                first, renewed = removed, removed
+
                 (await graph_http.delete(f"/subscriptions/{first.id}")).raise_for_status()
                 recreated = await manager.renew(renewed)
                 assert recreated.id != first.id
@@ -251,6 +315,43 @@ async def test_renewal_extends_expiry_and_a_vanished_subscription_is_recreated(
                 assert (await graph_http.get(f"/subscriptions/{recreated.id}")).status_code == 404
         finally:
             authenticator.close()
+
+
+async def test_a_paused_subscription_is_reauthorized_and_what_changed_meanwhile_is_found(
+        tenant_info: dict[str, Any], editor: httpx.AsyncClient, unique: str, tmp_path: Path) -> None:
+    (await editor.post("/root/children", json={"name": unique, "folder": {}})).raise_for_status()
+    tenant = httpx.AsyncClient(base_url=tenant_info["admin_url"], verify=tenant_info["ca_path"],
+                               trust_env=False, timeout=30)  # async: the receiver shares this loop
+    async with tenant, notified_store(tenant_info, tmp_path, SECRET) as notified:
+        cycles, store = notified.cycles, notified.store
+        async with running(watch(notified.settings, store, requests=notified.requests, on_cycle=cycles.append,
+                                 settle_seconds=0.1)) as task:
+            assert await until(lambda: bool(cycles) or task.done(), 60), "no start-up cycle"
+            [sub] = store.subscriptions(tenant_info["drive_id"])
+            await asyncio.sleep(1.5)  # let set-up notifications land
+
+            async def paused() -> bool:
+                listed = (await tenant.get("/subscriptions")).json()["value"]
+                return bool(next(s for s in listed if s["id"] == sub.id)["paused"])
+
+            challenged = (await tenant.post(f"/subscriptions/{sub.id}/reauthorize")).json()
+            assert challenged["delivered"] and challenged["lifecycleNotificationUrl"] == notified.url
+            await put(editor, f"/{unique}/while-paused.txt", b"p")  # may never be notified
+            deadline = time.monotonic() + 10
+            while await paused() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert not await paused(), "the watch loop did not answer reauthorizationRequired"
+            renewed = store.subscriptions(tenant_info["drive_id"])
+            assert [s.id for s in renewed] == [sub.id] and renewed[0].expiration >= sub.expiration
+
+            def found(name: str) -> list[Cycle]:
+                return [c for c in cycles if c.result and any(x[1].endswith(name) for x in mine(c.result, unique))]
+            assert await until(lambda: bool(found("while-paused.txt")), 10)
+            # The flow is back: the next change comes by notification, not by a poll.
+            await put(editor, f"/{unique}/after.txt", b"a")
+            assert await until(lambda: bool(found("after.txt")), 10)
+        assert found("after.txt")[0].reason == "notification"
+        assert notified.receiver.rejected == 0
 
 
 async def test_poll_only_mode_finds_changes_without_notifications(

@@ -97,10 +97,10 @@ async def run_service(settings: Settings, *, steps: list[CycleStep] | None = Non
     def finished(run: Run) -> None:
         metrics.cycle_finished(run, time.time())
 
-    runner = CycleRunner(settings, store, steps if steps is not None else build_steps(settings),
+    requests = SyncRequests()
+    runner = CycleRunner(settings, store, steps if steps is not None else build_steps(settings, requests=requests),
                          schedule=schedule, is_leader=lambda: leading["leader"], on_finished=finished,
                          keep=service.keep_runs, history=RunHistory(store, service.run_history_days))
-    requests = SyncRequests()
     receiver = None
     url, secret = settings.notifications.url, settings.notifications.client_state
     if url and secret is not None:

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from bot.notices.step import NoticesStep
+from bot.notifications import SyncRequests
 from bot.registering import CirculationStep
 from bot.store import Store
 from config.settings import Settings
@@ -111,10 +112,15 @@ class SubscriptionStep:
     """Keeps the library's Graph change-notification subscription alive (``notifications.url`` set).
 
     Renewed when a third of its lifetime is left, re-created when it vanished; the cycle interval
-    (minutes) is far below the lifetime (days), so checking once per cycle is enough.
+    (minutes) is far below the lifetime (days), so checking once per cycle is enough. A
+    ``reauthorizationRequired`` lifecycle notification (``requests``, filled by the receiver)
+    triggers a cycle whose first step renews at once: Graph holds the notifications until then.
     """
 
     name = "subscription"
+
+    def __init__(self, requests: SyncRequests | None = None) -> None:
+        self.requests = requests
 
     async def run(self, context: CycleContext) -> StepResult:
         from bot.syncing import _default_drive
@@ -131,18 +137,26 @@ class SubscriptionStep:
             drive_id = settings.endpoints.drive_id or await _default_drive(graph, settings.endpoints.site_id)
             manager = SubscriptionManager(graph, context.store, drive_id, notification_url=url,
                                           client_state=secret.get_secret_value())
-            sub = await manager.ensure()
+            lifecycle = self.requests.take_lifecycle() if self.requests is not None else {}
+            try:
+                sub = await manager.ensure(lifecycle)
+            except BaseException:
+                if self.requests is not None:
+                    self.requests.restore_lifecycle(lifecycle)  # answered by the next cycle
+                raise
         finally:
             authenticator.close()
-        return StepResult({"renewal_due_in_seconds": int(manager.renewal_due_in(sub))},
-                          {"subscription_id": sub.id, "expiration": sub.expiration})
+        return StepResult({"renewal_due_in_seconds": int(manager.renewal_due_in(sub)),
+                           "lifecycle_events": len(lifecycle)},
+                          {"subscription_id": sub.id, "expiration": sub.expiration,
+                           "lifecycle": sorted(set(lifecycle.values()))})
 
 
-def build_steps(settings: Settings) -> list[CycleStep]:
-    """The cycle's steps, in order."""
+def build_steps(settings: Settings, *, requests: SyncRequests | None = None) -> list[CycleStep]:
+    """The cycle's steps, in order; ``requests`` carries the receiver's lifecycle events."""
     steps: list[CycleStep] = [SyncStep(), PermissionsStep()]
     if settings.notifications.url and settings.notifications.client_state is not None:
-        steps.insert(0, SubscriptionStep())
+        steps.insert(0, SubscriptionStep(requests))
     # After permissions: circulation writes register entries and their outbox events (into folders
     # whose grants are now right), then notices drains the outbox — this cycle's changes included.
     steps.append(CirculationStep())

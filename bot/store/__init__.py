@@ -250,7 +250,8 @@ class Store:
         t = schema.subscriptions
         query = sa.select(t) if drive_id is None else sa.select(t).where(t.c.drive_id == drive_id)
         with self.engine.connect() as conn:
-            return [Subscription(r.id, r.drive_id, r.expiration, r.client_state_hash, r.notification_url)
+            return [Subscription(r.id, r.drive_id, r.expiration, r.client_state_hash, r.notification_url,
+                                 r.lifecycle_notification_url)
                     for r in conn.execute(query)]
 
     def delete_subscription(self, sub_id: str) -> None:

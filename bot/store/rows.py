@@ -56,6 +56,9 @@ class Subscription:
     expiration: str
     client_state_hash: str
     notification_url: str
+    #: where Graph sends lifecycle notifications (reauthorizationRequired); None for a subscription
+    #: created before the bot asked for them
+    lifecycle_notification_url: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

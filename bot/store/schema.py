@@ -56,6 +56,8 @@ subscriptions = Table(
     Column("expiration", String(40), nullable=False),
     Column("client_state_hash", String(64), nullable=False),
     Column("notification_url", Text, nullable=False),
+    # NULL: created before lifecycle notifications were asked for (migration 0004)
+    Column("lifecycle_notification_url", Text, nullable=True),
 )
 
 #: One row per change event a sync found (including the bot's own writes, flagged ``by_self``).

@@ -9,7 +9,8 @@ We test these aspects:
 * a new runner's cycle (the leader after a restart) marks a run a dead process left "running" as "interrupted";
 * run history and outbox pruning delete only what is older than the retention, in one statement,
   and the outbox never loses a pending or sending row;
-* the migration chain upgrades a 0002 store with data to 0003.
+* the migration chain upgrades a 0002 store with data to 0003 and on (0004: a stored subscription
+  keeps its row, with no lifecycle URL).
 """
 
 from __future__ import annotations
@@ -171,15 +172,21 @@ def test_outbox_pruning_keeps_pending_and_sending_however_old(store: Store) -> N
     assert cutoff(NOW, 30) == "2026-11-03T12:00:00.000000Z"
 
 
-def test_a_0002_store_with_data_upgrades_to_0003(tmp_path: Path) -> None:
+def test_a_0002_store_with_data_upgrades_to_0003_and_on(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     store = Store(sa.create_engine(url))
     try:
         store.migrate("0002")
         assert store.revision() == "0002"
         assert store.enqueue("teams:X", "k-1", {"a": 1})
+        store.migrate("0003")
+        assert store.revision() == "0003"
+        with store.engine.begin() as conn:  # a subscription made before lifecycle notifications
+            conn.execute(sa.text("INSERT INTO subscriptions VALUES ('s1', 'd', '2026-12-30T00:00:00Z', 'h', 'https://x/n')"))
         store.migrate()
-        assert store.revision() == Store.head_revision() == "0003"
+        assert store.revision() == Store.head_revision()
+        [old] = store.subscriptions()
+        assert old.id == "s1" and old.lifecycle_notification_url is None  # replaced by the manager on next ensure
         assert [m.idempotency_key for m in store.outbox()] == ["k-1"]
         history = RunHistory(store)
         history.started(Run("r1", "start", _iso(NOW), [StepRecord("sync")], status="running", started_at=_iso(NOW)))
