@@ -197,7 +197,8 @@ async def teams_channel(ctx: Ctx) -> Resp:
 async def subscriptions_list(ctx: Ctx) -> Resp:
     return _ok({"value": [{"id": s.id, "clientId": s.client_id, "resource": s.resource,
                            "notificationUrl": s.notification_url, "lifecycleNotificationUrl": s.lifecycle_url,
-                           "expirationDateTime": s.expiration, "paused": s.challenged_at is not None}
+                           "expirationDateTime": s.expiration, "paused": s.challenged_at is not None,
+                           "includeSecurityWebhooks": s.include_security}
                           for s in ctx.state.subscriptions()]})
 
 

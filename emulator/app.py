@@ -168,6 +168,9 @@ class Tenant:
             resp = await route.handler(ctx)
             if self.state.current_seq() != seq_before:
                 self._changed_since(seq_before)
+            secured = self.state.take_security_changes()
+            if secured:
+                self._permissions_changed(secured)
         except HttpError as exc:
             resp = self._render_error(route, req, exc)
         except StateError as exc:
@@ -193,6 +196,14 @@ class Tenant:
             return
         for row in self.state.q("SELECT DISTINCT drive_id FROM items WHERE seq > ?", (seq,)):
             notify(self, row["drive_id"])
+
+    def _permissions_changed(self, drive_ids: set[str]) -> None:
+        """Permissions changed (role assignments, inheritance, sharing links): only subscriptions
+        made with ``Prefer: includesecuritywebhooks`` are told (graph-api.md §2.18)."""
+        from emulator import graph_misc
+
+        for drive_id in drive_ids:
+            graph_misc.notify_drive_change(self, drive_id, security=True)
 
     def _cost(self, route: Route, ctx: Ctx) -> int:
         if route.cost is None:

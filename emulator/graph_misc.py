@@ -1511,6 +1511,8 @@ async def create_subscription(ctx: Ctx) -> Resp:
         created_at=iso(),
         drive_id=drive.id,
         latest_tls=tls,
+        # SharePoint/OneDrive for Business: permission changes are notified too (graph-api.md §2.18)
+        include_security="includesecuritywebhooks" in (ctx.req.headers.get("prefer") or "").lower(),
     )
     ctx.state.add_subscription(sub)
     return json_resp(_subscription_json(ctx, sub), status=201)
@@ -1631,18 +1633,23 @@ class _Notifier:
 
     def __init__(self, tenant: Tenant) -> None:
         self.tenant_ref = weakref.ref(tenant)
-        self.pending: set[str] = set()
+        #: drive id → whether content changed (True) or only permissions (False), until the flush
+        self.pending: dict[str, bool] = {}
         self.delivered = 0  # notifications accepted by receivers (for diagnostics)
 
-    def touch(self, drive_id: str) -> None:
+    def touch(self, drive_id: str, *, security: bool = False) -> None:
         tenant = self.tenant_ref()
-        if tenant is None or drive_id in self.pending:
-            return  # a flush for this drive is already scheduled: this change joins it
+        if tenant is None:
+            return
+        if drive_id in self.pending:
+            # a flush for this drive is already scheduled: this change joins it
+            self.pending[drive_id] = self.pending[drive_id] or not security
+            return
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             return  # no event loop (seeding, offline scripts): nobody could be listening anyway
-        self.pending.add(drive_id)
+        self.pending[drive_id] = not security
         tenant.spawn(self._flush(drive_id))
 
     async def _flush(self, drive_id: str) -> None:
@@ -1650,8 +1657,9 @@ class _Notifier:
         if tenant is None:
             return
         await asyncio.sleep(tenant.config.notification_delay)
-        self.pending.discard(drive_id)  # later changes schedule their own flush
-        subs = [s for s in tenant.state.subscriptions() if s.drive_id == drive_id and _flowing(s)]
+        content = self.pending.pop(drive_id, True)  # later changes schedule their own flush
+        subs = [s for s in tenant.state.subscriptions()
+                if s.drive_id == drive_id and _flowing(s) and (content or s.include_security)]
         by_url: dict[str, list[Subscription]] = {}
         for sub in subs:
             by_url.setdefault(sub.notification_url, []).append(sub)
@@ -1684,16 +1692,17 @@ def _notification(tenant: Tenant, sub: Subscription) -> dict[str, Any]:
 _NOTIFIERS: weakref.WeakKeyDictionary[Tenant, _Notifier] = weakref.WeakKeyDictionary()
 
 
-def notify_drive_change(tenant: Tenant, drive_id: str) -> None:
-    """Note a content change in ``drive_id``; subscribers get one coalesced notification shortly after.
+def notify_drive_change(tenant: Tenant, drive_id: str, *, security: bool = False) -> None:
+    """Note a change in ``drive_id``; subscribers get one coalesced notification shortly after.
 
-    ``Tenant.dispatch`` calls this after any request that changed content in the drive. It never
-    blocks and never fails the caller's request.
+    ``Tenant.dispatch`` calls this after any request that changed content in the drive, or, with
+    ``security``, only its permissions: then only subscriptions created with ``Prefer:
+    includesecuritywebhooks`` are notified. It never blocks and never fails the caller's request.
     """
     notifier = _NOTIFIERS.get(tenant)
     if notifier is None:
         notifier = _NOTIFIERS[tenant] = _Notifier(tenant)
-    notifier.touch(drive_id)
+    notifier.touch(drive_id, security=security)
 
 
 # ====================================================================== users and groups (§2.20)

@@ -38,8 +38,9 @@ from typing import Any, TypeVar
 from emulator.quickxor import quick_xor_hash
 
 #: 2 added ``items.quick_xor`` (the hash Graph serves); 3 ``subscriptions.challenged_at`` (a pending
-#: reauthorization). Older data directories are upgraded on open.
-SCHEMA_VERSION = 3
+#: reauthorization); 4 ``subscriptions.include_security`` (``Prefer: includesecuritywebhooks``).
+#: Older data directories are upgraded on open.
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -131,7 +132,7 @@ CREATE TABLE IF NOT EXISTS subscriptions(
     id TEXT PRIMARY KEY, client_id TEXT NOT NULL, resource TEXT NOT NULL,
     change_type TEXT NOT NULL, notification_url TEXT NOT NULL, client_state TEXT,
     expiration TEXT NOT NULL, lifecycle_url TEXT, created_at TEXT NOT NULL,
-    drive_id TEXT, latest_tls TEXT, challenged_at TEXT);
+    drive_id TEXT, latest_tls TEXT, challenged_at TEXT, include_security INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS upload_sessions(
     id TEXT PRIMARY KEY, drive_id TEXT NOT NULL, parent_id TEXT NOT NULL, name TEXT NOT NULL,
     conflict TEXT NOT NULL, total INTEGER, received BLOB NOT NULL DEFAULT x'',
@@ -383,6 +384,8 @@ class Subscription:
     latest_tls: str | None
     #: when a reauthorization was required and not yet answered: notifications are paused meanwhile
     challenged_at: str | None = None
+    #: created with ``Prefer: includesecuritywebhooks``: permission changes are notified too
+    include_security: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -429,6 +432,11 @@ def _row_to(cls: type[_T], row: sqlite3.Row) -> _T:
     return cls(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - sqlite3.Row has no __iter__ keys
 
 
+def _subscription(row: sqlite3.Row) -> Subscription:
+    sub = _row_to(Subscription, row)
+    return dataclasses.replace(sub, include_security=bool(sub.include_security))
+
+
 def _opt_row_to(cls: type[_T], row: sqlite3.Row | None) -> _T | None:
     return None if row is None else _row_to(cls, row)
 
@@ -468,6 +476,8 @@ class State:
         self.db.execute("PRAGMA foreign_keys=OFF")
         self.db.executescript(_SCHEMA)
         self._depth = 0
+        #: drives whose permissions changed since ``take_security_changes`` (for security webhooks)
+        self._security_changed: set[str] = set()
         if self.meta("schema_version") is None:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
         self._upgrade()
@@ -486,6 +496,8 @@ class State:
                                     ((quick_xor_hash(bytes(r["content"])), r["item_id"]) for r in current))
             if version < 3:
                 self.x("ALTER TABLE subscriptions ADD COLUMN challenged_at TEXT")
+            if version < 4:
+                self.x("ALTER TABLE subscriptions ADD COLUMN include_security INTEGER NOT NULL DEFAULT 0")
             self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
@@ -1460,6 +1472,7 @@ class State:
         if self.has_unique(scope_key):
             return False
         site_id = self.site_of_scope(scope_key)
+        self._note_security_change(scope_key)
         with self.transaction():
             inherited = self.role_assignments(scope_key)
             self.x("INSERT INTO scopes VALUES(?,?)", (scope_key, site_id))
@@ -1497,12 +1510,31 @@ class State:
     def reset_inheritance(self, scope_key: str) -> None:
         if scope_key.startswith("web:"):
             raise StateError(400, "invalidRequest", "A root web cannot inherit permissions.")
+        if self.has_unique(scope_key):
+            self._note_security_change(scope_key)
         with self.transaction():
             self.x("DELETE FROM scopes WHERE scope_key=?", (scope_key,))
             self.x("DELETE FROM role_assignments WHERE scope_key=?", (scope_key,))
             if scope_key.startswith("item:"):
                 for link in self.q("SELECT id FROM sharing_links WHERE item_id=?", (scope_key[5:],)):
                     self.delete_sharing_link(link["id"])
+
+    def _note_security_change(self, scope_key: str) -> None:
+        """Remember the drive(s) under ``scope_key`` for ``includesecuritywebhooks`` subscribers."""
+        kind, _, key = scope_key.partition(":")
+        if kind == "item":
+            rows = self.q("SELECT drive_id AS id FROM items WHERE id=?", (key,))
+        elif kind == "list":
+            rows = self.q("SELECT id FROM drives WHERE list_id=?", (key,))
+        else:
+            rows = self.q("SELECT id FROM drives WHERE site_id=?", (key,))
+        self._security_changed.update(str(r["id"]) for r in rows)
+
+    def take_security_changes(self) -> set[str]:
+        """Drives whose permissions changed since the last call (role assignments, inheritance,
+        sharing links); cleared."""
+        changed, self._security_changed = self._security_changed, set()
+        return changed
 
     def _require_unique(self, scope_key: str) -> None:
         if not self.has_unique(scope_key):
@@ -1511,16 +1543,22 @@ class State:
 
     def add_role_assignment(self, scope_key: str, principal_id: int, roledef_id: int) -> None:
         self._require_unique(scope_key)
-        self.x("INSERT OR IGNORE INTO role_assignments VALUES(?,?,?)", (scope_key, principal_id, roledef_id))
+        if self.x("INSERT OR IGNORE INTO role_assignments VALUES(?,?,?)",
+                  (scope_key, principal_id, roledef_id)).rowcount:
+            self._note_security_change(scope_key)
 
     def remove_role_assignment(self, scope_key: str, principal_id: int, roledef_id: int | None) -> int:
         """Remove one binding, or all of a principal's bindings when ``roledef_id`` is None."""
         self._require_unique(scope_key)
         if roledef_id is None:
-            return self.x("DELETE FROM role_assignments WHERE scope_key=? AND principal_id=?",
-                          (scope_key, principal_id)).rowcount
-        return self.x("DELETE FROM role_assignments WHERE scope_key=? AND principal_id=? AND roledef_id=?",
-                      (scope_key, principal_id, roledef_id)).rowcount
+            removed = self.x("DELETE FROM role_assignments WHERE scope_key=? AND principal_id=?",
+                             (scope_key, principal_id)).rowcount
+        else:
+            removed = self.x("DELETE FROM role_assignments WHERE scope_key=? AND principal_id=? AND roledef_id=?",
+                             (scope_key, principal_id, roledef_id)).rowcount
+        if removed:
+            self._note_security_change(scope_key)
+        return int(removed)
 
     def unique_scope_count(self, site_id: str) -> int:
         row = self.q1("SELECT COUNT(*) AS n FROM scopes WHERE site_id=?", (site_id,))
@@ -1566,6 +1604,7 @@ class State:
         site = self.q1("SELECT d.site_id FROM items i JOIN drives d ON d.id=i.drive_id WHERE i.id=?",
                        (row["item_id"],))
         self.x("DELETE FROM sharing_links WHERE id=?", (share_id,))
+        self._note_security_change(f"item:{row['item_id']}")
         if site is not None:
             self.delete_site_group(site["site_id"], row["group_principal_id"])
 
@@ -1578,17 +1617,18 @@ class State:
 
     # ------------------------------------------------------------------ subscriptions
     def add_subscription(self, sub: Subscription) -> None:
-        self.x("INSERT INTO subscriptions VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", dataclasses.astuple(sub))
+        self.x("INSERT INTO subscriptions VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", dataclasses.astuple(sub))
 
     def subscription(self, sub_id: str) -> Subscription | None:
-        return _opt_row_to(Subscription, self.q1("SELECT * FROM subscriptions WHERE id=?", (sub_id,)))
+        row = self.q1("SELECT * FROM subscriptions WHERE id=?", (sub_id,))
+        return None if row is None else _subscription(row)
 
     def subscriptions(self, client_id: str | None = None) -> list[Subscription]:
         if client_id is None:
             rows = self.q("SELECT * FROM subscriptions ORDER BY created_at")
         else:
             rows = self.q("SELECT * FROM subscriptions WHERE client_id=? ORDER BY created_at", (client_id,))
-        return [_row_to(Subscription, r) for r in rows]
+        return [_subscription(r) for r in rows]
 
     def renew_subscription(self, sub_id: str, expiration: str) -> None:
         """A new expiration; like Graph's PATCH it also answers a pending reauthorization."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -587,6 +587,42 @@ async def test_a_reauthorization_pauses_notifications_until_the_app_answers(  # 
     await graph.subscriptions.by_subscription_id(created.id).delete()
     assert (await tenant_admin.post(f"/subscriptions/{created.id}/reauthorize")).status_code == 404
     await tenant_admin.aclose()
+
+
+async def test_permission_changes_are_notified_only_with_includesecuritywebhooks(
+        graph_http: httpx.AsyncClient, admin: httpx.Client, receiver: Receiver,
+        tenant_info: dict[str, Any], unique: str) -> None:
+    drive = tenant_info["drive_id"]
+    make_folder(admin, f"/{unique}")
+    base = {"changeType": "updated", "notificationUrl": receiver.url, "resource": f"/drives/{drive}/root",
+            "expirationDateTime": (datetime.now(UTC) + timedelta(hours=2)).isoformat(), "clientState": unique}
+    plain = (await graph_http.post("/subscriptions", json=base)).json()["id"]
+    secured = (await graph_http.post("/subscriptions", json=base,
+                                     headers={"Prefer": "includesecuritywebhooks"})).json()["id"]
+
+    async def notified_after(change: Callable[[], Awaitable[Any]]) -> set[str]:
+        await asyncio.sleep(1.5)  # earlier changes have landed
+        receiver.notifications.clear()
+        receiver.arrived.clear()
+        await change()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(receiver.arrived.wait(), timeout=4)
+        await asyncio.sleep(0.5)
+        return {n["subscriptionId"] for n in receiver.notifications} & {plain, secured}
+
+    async def share() -> None:
+        (await graph_http.post(f"/drives/{drive}/items/root:/{unique}:/createLink",
+                               json={"type": "view", "scope": "organization"})).raise_for_status()
+
+    async def write() -> None:
+        (await graph_http.put(f"/drives/{drive}/root:/{unique}/a.txt:/content", content=b"a")).raise_for_status()
+
+    try:
+        assert await notified_after(share) == {secured}  # a sharing link: a permission change only
+        assert await notified_after(write) == {plain, secured}
+    finally:
+        for sub in (plain, secured):
+            await graph_http.delete(f"/subscriptions/{sub}")
 
 
 async def test_users_and_groups(

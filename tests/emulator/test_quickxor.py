@@ -82,6 +82,7 @@ def test_a_schema_1_data_directory_gets_its_hashes_on_open(tmp_path: Path) -> No
     with sqlite3.connect(path) as db:
         db.execute("ALTER TABLE items DROP COLUMN quick_xor")
         db.execute("ALTER TABLE subscriptions DROP COLUMN challenged_at")
+        db.execute("ALTER TABLE subscriptions DROP COLUMN include_security")
         db.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
 
     upgraded = State(path)
