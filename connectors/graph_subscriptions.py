@@ -24,6 +24,10 @@ Microsoft's rules this follows (graph-api.md §2.18, anchors-sync-notify §0):
   other can leave the subscription inconsistent, so we never mix them). ``subscriptionRemoved``
   (not sent for drives today) re-creates. A subscription stored without a lifecycle URL (made
   by an older version; the URL cannot be added by PATCH) is replaced once.
+* ``include_security`` (the service, which corrects permissions) creates the subscription with
+  ``Prefer: includesecuritywebhooks``: SharePoint then notifies permission changes too, so a
+  folder shared by hand is put right within seconds rather than at the next scheduled cycle. A
+  stored subscription made with the other choice is replaced (the header cannot be PATCHed in).
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.models.subscription import Subscription as GraphSubscription
 from msgraph.graph_service_client import GraphServiceClient
 
@@ -77,7 +83,7 @@ class SubscriptionManager:
     """Keeps exactly one live subscription on ``drive_id``'s root for ``notification_url``."""
 
     def __init__(self, graph: GraphServiceClient, store: Store, drive_id: str, *, notification_url: str,
-                 client_state: str, lifetime: dt.timedelta = DEFAULT_LIFETIME,
+                 client_state: str, lifetime: dt.timedelta = DEFAULT_LIFETIME, include_security: bool = False,
                  now: Callable[[], dt.datetime] = _utc_now) -> None:
         if not dt.timedelta(minutes=45) <= lifetime <= MAX_LIFETIME:
             raise ValueError("a subscription lifetime is 45 to 42,300 minutes")
@@ -88,6 +94,7 @@ class SubscriptionManager:
         self._client_state = client_state
         self._state_hash = client_state_hash(client_state)
         self.lifetime = lifetime
+        self.include_security = include_security
         self.now = now
 
     # ------------------------------------------------------------------------------------------ queries
@@ -123,8 +130,9 @@ class SubscriptionManager:
                      events[other], other)
         if sub is None:
             return await self.create()
-        if sub.lifecycle_notification_url is None:
-            log.info("subscription %s was created without lifecycle notifications; replacing it", sub.id)
+        if sub.lifecycle_notification_url is None or sub.include_security != self.include_security:
+            log.info("subscription %s was created without lifecycle notifications or with another choice "
+                     "of permission-change notifications; replacing it", sub.id)
             await self.delete(sub)
             return await self.create()
         event = events.get(sub.id)
@@ -148,15 +156,18 @@ class SubscriptionManager:
             client_state=self._client_state,
             lifecycle_notification_url=self.notification_url,
         )
+        config: RequestConfiguration[Any] = RequestConfiguration()
+        if self.include_security:
+            config.headers.add("Prefer", "includesecuritywebhooks")
         try:
-            created = await self.graph.subscriptions.post(body)
+            created = await self.graph.subscriptions.post(body, request_configuration=config)
         except APIError as exc:
             raise from_api_error(exc) from exc
         if created is None or not created.id or created.expiration_date_time is None:
             raise RuntimeError("Graph created a subscription but returned no id or expiration")
         sub = Subscription(created.id, self.drive_id, format_time(created.expiration_date_time),
                            self._state_hash, self.notification_url,
-                           created.lifecycle_notification_url or self.notification_url)
+                           created.lifecycle_notification_url or self.notification_url, self.include_security)
         self.store.save_subscription(sub)
         log.info("subscription %s created on drive %s, expires %s", sub.id, self.drive_id, sub.expiration)
         return sub

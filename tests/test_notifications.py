@@ -298,6 +298,13 @@ async def test_renewal_extends_expiry_and_a_vanished_subscription_is_recreated(
                 replaced = await manager.ensure()
                 assert replaced.id != first.id and replaced.lifecycle_notification_url == url
                 assert (await graph_http.get(f"/subscriptions/{first.id}")).status_code == 404
+                # Asked for permission changes now (the service): replaced, made with the header.
+                security = SubscriptionManager(graph, store, tenant_info["drive_id"], notification_url=url,
+                                               client_state=SECRET, lifetime=lifetime, include_security=True)
+                widened = await security.ensure()
+                assert widened.id != replaced.id and widened.include_security
+                assert await security.ensure() == widened
+                replaced, manager = widened, security
                 # subscriptionRemoved (Graph sends it for other resources today): a new one.
                 removed = await manager.ensure({replaced.id: "subscriptionRemoved"})
                 assert removed.id != replaced.id

@@ -9,6 +9,9 @@ We test these aspects:
 * concurrent triggers during a cycle queue exactly one follow-up, and cycles never overlap;
 * SIGTERM during a cycle: the step in flight finishes, the rest is skipped, exit status 0;
 * `cartif-bot sync --remote` triggers and follows a run;
+* with a notification URL: an upload by another app is synced by a notification-driven cycle,
+  and a governed folder shared by hand (a permission change, notified because the subscription
+  asked for them) is put right by one within seconds, the schedule being an hour;
 * the JSON logs of all that carry run ids and no secret or token.
 """
 
@@ -338,7 +341,7 @@ def _forged_token() -> str:
                        "roles": ["Sync.Trigger"]}, key, algorithm="RS256", headers={"kid": "forged"})
 
 
-def test_a_change_notification_triggers_a_cycle_that_syncs_the_change(
+def test_change_and_permission_notifications_trigger_cycles_that_sync_and_correct(
         local_tenant: LocalTenantProcess, tmp_path: Path, tokens: sdk.Tokens, tenant_info: dict[str, Any],
         unique: str) -> None:
     import socket
@@ -372,6 +375,34 @@ def test_a_change_notification_triggers_a_cycle_that_syncs_the_change(
 
         run = proc.wait_for(synced, what="a cycle that synced the uploaded file")
         assert run["reason"] == "notification", "no poll could have found it: the interval is an hour"
+
+        # A governed folder shared by hand is a permission change only: the subscription asked for
+        # those too (Prefer: includesecuritywebhooks), so a cycle puts it right within seconds.
+        with httpx.Client(base_url=tenant_info["admin_url"], verify=tenant_info["ca_path"], trust_env=False) as admin:
+            [sub] = [s for s in admin.get("/subscriptions").json()["value"]
+                     if s["notificationUrl"] == f"http://127.0.0.1:{port}/notifications"]
+        assert sub["includeSecurityWebhooks"] and sub["lifecycleNotificationUrl"] == sub["notificationUrl"]
+        with httpx.Client(base_url=f"{tenant_info['graph_url']}/drives/{tenant_info['drive_id']}",
+                          verify=tenant_info["ca_path"], trust_env=False, timeout=30,
+                          headers={"authorization": f"Bearer {uploader}"}) as graph:
+            graph.post("/root:/Service tests/KAZ:/createLink",
+                       json={"type": "edit", "scope": "organization"}).raise_for_status()
+            shared_at = time.monotonic()
+
+            def links() -> list[dict[str, Any]]:
+                granted: list[dict[str, Any]] = graph.get("/root:/Service tests/KAZ:/permissions").json()["value"]
+                return [p for p in granted if "link" in p]
+            assert links()
+            proc.wait_for(lambda: not links(), what="the hand-made sharing link removed", timeout=30)
+            removed_in = time.monotonic() - shared_at
+
+        def fixing() -> list[dict[str, Any]]:  # the cycle that removed it, once it has finished
+            with proc.client() as c:
+                runs = [c.get(f"/api/runs/{r['id']}").json() for r in proc.status()["last_cycles"]]
+            return [r for r in runs if r["reason"] == "notification" and any(
+                st["name"] == "permissions" and st["counts"].get("applied") for st in r["steps"])]
+        proc.wait_for(fixing, what="a notification-driven cycle that applied the correction", timeout=30)
+        assert removed_in < 30, "no schedule could have done it: the interval is an hour"
         assert "client-state-" + unique not in proc.logs_text()
     finally:
         proc.stop()

@@ -135,8 +135,9 @@ class SubscriptionStep:
         try:
             graph = build_graph_client(settings, authenticator)
             drive_id = settings.endpoints.drive_id or await _default_drive(graph, settings.endpoints.site_id)
+            # Permission changes too: the cycle they trigger puts hand-made drift right at once.
             manager = SubscriptionManager(graph, context.store, drive_id, notification_url=url,
-                                          client_state=secret.get_secret_value())
+                                          client_state=secret.get_secret_value(), include_security=True)
             lifecycle = self.requests.take_lifecycle() if self.requests is not None else {}
             try:
                 sub = await manager.ensure(lifecycle)

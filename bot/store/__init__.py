@@ -251,7 +251,7 @@ class Store:
         query = sa.select(t) if drive_id is None else sa.select(t).where(t.c.drive_id == drive_id)
         with self.engine.connect() as conn:
             return [Subscription(r.id, r.drive_id, r.expiration, r.client_state_hash, r.notification_url,
-                                 r.lifecycle_notification_url)
+                                 r.lifecycle_notification_url, bool(r.include_security))
                     for r in conn.execute(query)]
 
     def delete_subscription(self, sub_id: str) -> None:

@@ -59,6 +59,8 @@ class Subscription:
     #: where Graph sends lifecycle notifications (reauthorizationRequired); None for a subscription
     #: created before the bot asked for them
     lifecycle_notification_url: str | None = None
+    #: created with ``Prefer: includesecuritywebhooks``: permission changes are notified too
+    include_security: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

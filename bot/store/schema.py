@@ -11,7 +11,7 @@ as text on SQLite and PostgreSQL alike; JSON columns hold JSON text.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, false
 
 __all__ = ["audit", "changes", "cursors", "items", "metadata", "outbox", "register", "service_runs",
            "subscriptions"]
@@ -58,6 +58,8 @@ subscriptions = Table(
     Column("notification_url", Text, nullable=False),
     # NULL: created before lifecycle notifications were asked for (migration 0004)
     Column("lifecycle_notification_url", Text, nullable=True),
+    # created with Prefer: includesecuritywebhooks (permission changes notified too)
+    Column("include_security", Boolean, nullable=False, server_default=false()),
 )
 
 #: One row per change event a sync found (including the bot's own writes, flagged ``by_self``).

@@ -186,7 +186,8 @@ def test_a_0002_store_with_data_upgrades_to_0003_and_on(tmp_path: Path) -> None:
         store.migrate()
         assert store.revision() == Store.head_revision()
         [old] = store.subscriptions()
-        assert old.id == "s1" and old.lifecycle_notification_url is None  # replaced by the manager on next ensure
+        # kept; the subscription manager replaces it at its next ensure
+        assert old.id == "s1" and old.lifecycle_notification_url is None and not old.include_security
         assert [m.idempotency_key for m in store.outbox()] == ["k-1"]
         history = RunHistory(store)
         history.started(Run("r1", "start", _iso(NOW), [StepRecord("sync")], status="running", started_at=_iso(NOW)))
