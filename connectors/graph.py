@@ -56,8 +56,8 @@ from connectors.retrying import (
     RetryPolicy,
     SyncPauseGate,
     SyncRetryingTransport,
-    retry_after_seconds,
     retry_delay,
+    server_wait,
 )
 
 __all__ = ["GraphBearer", "GraphTokenProvider", "SyncGraphClient", "build_graph_client", "build_http_client",
@@ -177,7 +177,7 @@ class SyncGraphClient(httpx.Client):
                 del pending[key]
                 continue
             headers = {str(k).lower(): str(v) for k, v in (sub.get("headers") or {}).items()}
-            retry_after = retry_after_seconds(headers.get("retry-after"))
+            retry_after = server_wait(status, headers)
             delay = retry_delay("GET", status, retry_after, attempt=attempt, policy=self.policy, rng=rng)
             if delay is None:
                 error = (sub.get("body") or {}).get("error") or {}

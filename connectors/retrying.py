@@ -18,6 +18,11 @@ Why a transport and not the SDK's RetryHandler or a tenacity decorator around ca
   a POST may have been carried out; 429 and 503 mean "not processed" and are retried on any method.
 * **A concurrency limit** (``max_concurrency``, default 4) bounds the requests in flight; waiting
   out a back-off does not hold a slot.
+* **SharePoint's RateLimit headers.** From 80 % of its one-minute budget an app gets
+  ``RateLimit-Limit/Remaining/Reset`` on every answer (graph-api.md §2.17). On a 429/503 we wait
+  "the greater" of Retry-After and RateLimit-Reset, as Microsoft asks; and when Remaining falls to
+  ``RATE_LIMIT_LOW_WATER`` of the limit, the gate closes until Reset *before* a 429 — throttled
+  calls still count against the budget, and apps that keep getting them are blocked.
 
 SharePoint REST (office365-rest-python-client, on ``requests``) gets the same policy through
 ``RetryingAdapter``, mounted on the session ``connectors.sharepoint`` hands to office365: the same
@@ -52,9 +57,9 @@ import httpx
 import requests
 from requests.adapters import HTTPAdapter
 
-__all__ = ["MAX_BACKOFF", "MAX_RETRY_AFTER", "OBSERVERS", "Api", "PauseGate", "RetryPolicy", "RetryingAdapter",
-           "RetryingTransport", "SyncPauseGate", "SyncRetryingTransport", "TransportEvent", "retry_after_seconds",
-           "retry_delay"]
+__all__ = ["MAX_BACKOFF", "MAX_RETRY_AFTER", "OBSERVERS", "RATE_LIMIT_LOW_WATER", "Api", "PauseGate", "RetryPolicy",
+           "RetryingAdapter", "RetryingTransport", "SyncPauseGate", "SyncRetryingTransport", "TransportEvent",
+           "rate_limit_hold", "retry_after_seconds", "retry_delay", "server_wait"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,9 @@ MAX_BACKOFF = 60.0
 #: A Retry-After this long (seconds) is not waited out inside one request: the error goes up and
 #: the cycle runs again later. Same cut-off as the Graph SDK's RetryHandler (MAX_DELAY).
 MAX_RETRY_AFTER = 180.0
+#: Hold every request when RateLimit-Remaining is down to this share of RateLimit-Limit: enough
+#: room left for the requests already in flight (4 permission calls of 5 RU = 20 RU of 1,200).
+RATE_LIMIT_LOW_WATER = 0.05
 #: Statuses that mean "not processed, come back later" on any method.
 THROTTLED = frozenset({429, 503})
 #: Statuses retried on idempotent methods only (the request may or may not have been applied).
@@ -84,14 +92,16 @@ class TransportEvent:
     ``kind`` "wait": the transport is about to wait ``seconds`` and retry; ``status`` is the
     response's (0 after a transport error) and ``reason`` says whose delay it is: "retry_after"
     (the service's Retry-After) or "backoff" (our jittered exponential back-off).
+    ``kind`` "hold": a successful answer said the budget is nearly spent (``RateLimit-*``); every
+    request is held ``seconds`` (``reason`` "rate_limit"); nothing is retried.
     """
 
     api: Api
-    kind: Literal["response", "wait"]
+    kind: Literal["response", "wait", "hold"]
     method: str
     status: int
     seconds: float = 0.0
-    reason: Literal["", "retry_after", "backoff"] = ""
+    reason: Literal["", "retry_after", "backoff", "rate_limit"] = ""
 
 
 Observer = Callable[[TransportEvent], None]
@@ -142,6 +152,41 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
+
+
+def _number(headers: Mapping[str, str], name: str) -> float | None:
+    text = headers.get(name)
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def server_wait(status: int, headers: Mapping[str, str]) -> float | None:
+    """How long the service asked us to wait: Retry-After, and on a 429/503 "the greater" of it and
+    RateLimit-Reset (graph-api.md §2.17); None when it asked nothing."""
+    retry_after = retry_after_seconds(headers.get("retry-after"))
+    if status not in THROTTLED:
+        return retry_after
+    asked = [v for v in (retry_after, _number(headers, "ratelimit-reset")) if v is not None and v >= 0]
+    return max(asked) if asked else None
+
+
+def rate_limit_hold(headers: Mapping[str, str]) -> float:
+    """Seconds to hold every request because the budget is about to run out (0: none).
+
+    SharePoint sends ``RateLimit-*`` only from 80 % of the minute's budget; once ``Remaining`` is at
+    or below ``RATE_LIMIT_LOW_WATER`` of ``Limit``, wait ``Reset`` (when room frees up) rather than
+    spend the rest and be answered 429.
+    """
+    limit, remaining = _number(headers, "ratelimit-limit"), _number(headers, "ratelimit-remaining")
+    reset = _number(headers, "ratelimit-reset")
+    if limit is None or remaining is None or reset is None or limit <= 0:
+        return 0.0
+    if remaining > limit * RATE_LIMIT_LOW_WATER:
+        return 0.0
+    return min(max(reset, 0.0), MAX_RETRY_AFTER)
 
 
 class PauseGate:
@@ -206,10 +251,13 @@ class RetryingTransport(httpx.AsyncBaseTransport):
             if response is not None:
                 status = response.status_code
                 _observe(TransportEvent(self.api, "response", request.method, status))
-                retry_after = retry_after_seconds(response.headers.get("retry-after"))
+                retry_after = server_wait(status, response.headers)
                 if status in THROTTLED and retry_after is not None:
                     # Close the gate for everyone, even when this request will not be retried.
                     self.gate.pause(min(retry_after, MAX_RETRY_AFTER))
+                elif hold := rate_limit_hold(response.headers):
+                    self.gate.pause(hold)
+                    _observe(TransportEvent(self.api, "hold", request.method, status, hold, "rate_limit"))
                 retryable = status in THROTTLED or (status in TRANSIENT and request.method in IDEMPOTENT)
                 if (not retryable or attempt == total
                         or (retry_after is not None and retry_after >= MAX_RETRY_AFTER)):
@@ -314,9 +362,12 @@ class RetryingAdapter(HTTPAdapter):
             else:
                 status = response.status_code
                 _observe(TransportEvent(self.api, "response", method, status))
-                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                retry_after = server_wait(status, response.headers)
                 if status in THROTTLED and retry_after is not None:
                     self.gate.pause(min(retry_after, MAX_RETRY_AFTER))
+                elif hold := rate_limit_hold(response.headers):
+                    self.gate.pause(hold)
+                    _observe(TransportEvent(self.api, "hold", method, status, hold, "rate_limit"))
                 wait = retry_delay(method, status, retry_after, attempt=attempt, policy=self.policy, rng=self._rng)
                 if wait is None:
                     return response
@@ -364,9 +415,12 @@ class SyncRetryingTransport(httpx.BaseTransport):
             else:
                 status = response.status_code
                 _observe(TransportEvent(self.api, "response", request.method, status))
-                retry_after = retry_after_seconds(response.headers.get("retry-after"))
+                retry_after = server_wait(status, response.headers)
                 if status in THROTTLED and retry_after is not None:
                     self.gate.pause(min(retry_after, MAX_RETRY_AFTER))
+                elif hold := rate_limit_hold(response.headers):
+                    self.gate.pause(hold)
+                    _observe(TransportEvent(self.api, "hold", request.method, status, hold, "rate_limit"))
                 wait = retry_delay(request.method, status, retry_after, attempt=attempt, policy=self.policy,
                                    rng=self._rng)
                 if wait is None:

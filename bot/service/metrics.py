@@ -58,6 +58,11 @@ class ServiceMetrics:
                                "delay was waited (retry_after, backoff)", ["api", "reason"], registry=r)
         self.retry_wait = Counter("cartif_http_retry_wait_seconds", "Seconds waited before retries, by API and "
                                   "reason (retry_after, backoff)", ["api", "reason"], registry=r)
+        self.rate_limit_holds = Counter("cartif_http_rate_limit_holds", "Times every request was held because "
+                                        "RateLimit-Remaining said the budget was nearly spent, by API",
+                                        ["api"], registry=r)
+        self.rate_limit_hold_seconds = Counter("cartif_http_rate_limit_hold_seconds", "Seconds of those holds, "
+                                               "by API", ["api"], registry=r)
         self.api_requests = Counter("cartif_api_requests", "Requests to the service's HTTP API",
                                     ["route", "status"], registry=r)
         self.outbox_depth = Gauge("cartif_outbox_depth", "Pending outbox messages (notices to post)", registry=r)
@@ -70,6 +75,8 @@ class ServiceMetrics:
             for reason in ("retry_after", "backoff"):
                 self.retries.labels(api, reason)
                 self.retry_wait.labels(api, reason)
+            self.rate_limit_holds.labels(api)
+            self.rate_limit_hold_seconds.labels(api)
 
     def install(self) -> None:
         retrying.OBSERVERS.append(self._transport_event)
@@ -86,6 +93,9 @@ class ServiceMetrics:
         elif event.kind == "wait":
             self.retries.labels(event.api, event.reason).inc()
             self.retry_wait.labels(event.api, event.reason).inc(event.seconds)
+        elif event.kind == "hold":
+            self.rate_limit_holds.labels(event.api).inc()
+            self.rate_limit_hold_seconds.labels(event.api).inc(event.seconds)
 
     def cycle_finished(self, run: Run, finished_at: float) -> None:
         if run.status == "skipped":

@@ -26,7 +26,14 @@ from bot.syncing import (
     reconcile,
 )
 from connectors.graph_delta import DeltaItem, DeltaPage, parse_delta_item, parse_page, resync_code
-from connectors.retrying import PauseGate, RetryingTransport, RetryPolicy, retry_after_seconds
+from connectors.retrying import (
+    PauseGate,
+    RetryingTransport,
+    RetryPolicy,
+    rate_limit_hold,
+    retry_after_seconds,
+    server_wait,
+)
 
 D = "drive"
 
@@ -276,6 +283,42 @@ async def test_retry_after_is_a_floor_for_every_request_of_the_client() -> None:
     assert sent[0] == ("/a", 0.0)
     assert all(at >= 1.5 for _, at in sent[1:])
     assert retry_after_seconds("2.128") == pytest.approx(2.128)
+
+
+def test_the_greater_of_retry_after_and_ratelimit_reset_and_the_low_water_hold() -> None:
+    # SharePoint's published 429: Retry-After 31 with RateLimit-Reset 31; "honor the greater".
+    assert server_wait(429, {"retry-after": "2", "ratelimit-reset": "31"}) == 31
+    assert server_wait(503, {"retry-after": "2.5"}) == 2.5
+    assert server_wait(429, {"ratelimit-reset": "7"}) == 7
+    assert server_wait(429, {}) is None
+    assert server_wait(500, {"retry-after": "3", "ratelimit-reset": "40"}) == 3  # Reset only for throttling
+    assert server_wait(429, {"retry-after": "1", "ratelimit-reset": "soon"}) == 1
+    # 5 % of 1,200 is 60 RU: at or below it, hold until Reset; above it, nothing.
+    assert rate_limit_hold({"ratelimit-limit": "1200", "ratelimit-remaining": "60", "ratelimit-reset": "7"}) == 7
+    assert rate_limit_hold({"ratelimit-limit": "1200", "ratelimit-remaining": "61", "ratelimit-reset": "7"}) == 0
+    assert rate_limit_hold({"ratelimit-limit": "1200", "ratelimit-remaining": "0", "ratelimit-reset": "9999"}) == 180
+    assert rate_limit_hold({"ratelimit-remaining": "0", "ratelimit-reset": "7"}) == 0  # incomplete: ignored
+    assert rate_limit_hold({"ratelimit-limit": "x", "ratelimit-remaining": "0", "ratelimit-reset": "7"}) == 0
+
+
+async def test_a_nearly_spent_budget_holds_every_request_until_reset_without_a_retry() -> None:
+    fake = FakeTime()
+    sent: list[tuple[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append((request.url.path, fake.now))
+        if request.url.path == "/a":  # 30 RU left of 1,200: the next requests would be throttled
+            return httpx.Response(200, headers={"RateLimit-Limit": "1200", "RateLimit-Remaining": "30",
+                                                "RateLimit-Reset": "4"})
+        return httpx.Response(200)
+
+    transport = _transport(handler, fake, max_retries=3, base_delay=0.1)
+    async with httpx.AsyncClient(transport=transport, base_url="https://graph.test") as client:
+        first = await client.get("/a")
+        second = await client.get("/b")
+    assert first.status_code == 200 and second.status_code == 200
+    assert [p for p, _ in sent] == ["/a", "/b"]  # held, not retried
+    assert sent[1][1] >= 4
 
 
 async def test_server_errors_back_off_with_bounded_jittered_retries_on_idempotent_methods_only() -> None:
