@@ -6,13 +6,21 @@ whole subtrees too) made through Graph by another app, every sync leaves the sto
 under the example's root folder equal to what the site holds there — the same ids at the same
 paths, nothing missing, nothing stale. Each example works in its own root folder of the shared
 library; one store follows them all (so incremental cycles, not baselines, are what is tested).
+
+And the same operations made *while a first full crawl is paging* (between two of its delta
+pages, as negotiators keep working while the bot starts): once the crawl reaches its deltaLink,
+the fresh store equals the site — a folder moved or deleted before or after its children were
+listed, a file changed after it was listed, nothing lost and nothing stale.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import tempfile
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +30,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from bot.store import Store
-from bot.syncing import sync_once
+from bot.syncing import Syncer, sync_once
+from connectors.graph_delta import DeltaPage, DeltaReader
 from tests import sdk
 from tests.test_syncing import settings_for
 
@@ -173,3 +182,92 @@ def test_random_operations_synced_at_random_points_leave_the_store_equal_to_the_
             sync_and_compare(site)
 
         run()
+
+
+class OperationsBetweenPages:
+    """A ``DeltaReader`` that makes site operations after chosen pages of the wrapped reader's
+    listing, before the next page is fetched (never after the last page: those would fall after
+    the deltaLink and belong to the next cycle)."""
+
+    def __init__(self, inner: DeltaReader, site: Site, between: dict[int, list[Op]]) -> None:
+        self.inner = inner
+        self.site = site
+        self.between = between
+        self.applied = 0
+
+    async def pages(self, start: str | None) -> AsyncIterator[DeltaPage]:
+        index = 0
+        async for page in self.inner.pages(start):
+            if page.delta_link is None:
+                for op in self.between.get(index, []):
+                    self.site.apply(op)
+                    self.applied += 1
+            index += 1
+            yield page
+
+
+#: (where in the crawl, as a percentage of its pages; an operation)
+between_pages = st.lists(st.tuples(st.integers(0, 99), ops.map(lambda seq: seq[0]).filter(lambda op: op[0] != "sync")),
+                         min_size=1, max_size=6)
+
+
+def test_operations_made_while_a_first_crawl_is_paging_are_all_in_the_store_at_its_deltalink(
+        tenant_info: dict[str, Any], tokens: sdk.Tokens) -> None:
+    from connectors.auth import Authenticator
+    from connectors.graph import build_graph_client
+    from connectors.graph_delta import GraphDeltaReader
+
+    drive_id = tenant_info["drive_id"]
+    token = tokens.graph("admin")
+    with httpx.Client(base_url=tenant_info["graph_url"] + f"/drives/{drive_id}", verify=tenant_info["ca_path"],
+                      trust_env=False, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+
+        def library_size() -> int:
+            listed, url = 0, "/root/delta"
+            while url:
+                page = client.get(url).json()
+                listed += len(page["value"])
+                url = page.get("@odata.nextLink")
+            return listed
+
+        # The shared library's size depends on the tests run before: pages of a twentieth of it
+        # give the first listing about twenty pages in which to act, whatever that size.
+        page_size = max(2, library_size() // 20)
+
+        async def crawl(site: Site, between: dict[int, list[Op]], data_dir: Path) -> tuple[int, int]:
+            settings = settings_for(tenant_info, data_dir, sync={"page_size": page_size})
+            authenticator = Authenticator(settings)
+            try:
+                reader = OperationsBetweenPages(GraphDeltaReader(build_graph_client(settings, authenticator),
+                                                                 drive_id, page_size=page_size), site, between)
+                with Store.open(settings.store.url) as store:
+                    result = await Syncer(store, reader, drive_id, own_app_id=settings.auth.client_id,
+                                          confirm_deletions=True).run()
+                assert result.mode == "initial"
+                assert stored(settings, drive_id, site.root_name) == site.listing()
+                again = await sync_once(settings, confirm_deletions=True)  # and the next cycle agrees
+                assert again.mode == "incremental"
+                assert stored(settings, drive_id, site.root_name) == site.listing()
+                return result.pages, reader.applied
+            finally:
+                authenticator.close()
+
+        applied_somewhere: list[int] = []
+
+        @given(between_pages)
+        @hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        def run(chosen: list[tuple[int, Op]]) -> None:
+            site = Site(client, "c-" + uuid.uuid4().hex[:8])
+            for op in SCAFFOLD:
+                site.apply(op)
+            pages = -(-library_size() // page_size)
+            between: dict[int, list[Op]] = {}
+            for percent, op in chosen:  # never after the last page
+                between.setdefault(min(percent * pages // 100, max(pages - 2, 0)), []).append(op)
+            with tempfile.TemporaryDirectory() as data_dir:
+                pages, applied = asyncio.run(crawl(site, between, Path(data_dir)))
+            assert pages >= 2
+            applied_somewhere.append(applied)
+
+        run()
+        assert sum(applied_somewhere) > 0, "no operation ever happened between two pages"
