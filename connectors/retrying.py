@@ -51,7 +51,7 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 import requests
@@ -59,7 +59,7 @@ from requests.adapters import HTTPAdapter
 
 __all__ = ["MAX_BACKOFF", "MAX_RETRY_AFTER", "OBSERVERS", "RATE_LIMIT_LOW_WATER", "Api", "PauseGate", "RetryPolicy",
            "RetryingAdapter", "RetryingTransport", "SyncPauseGate", "SyncRetryingTransport", "TransportEvent",
-           "rate_limit_hold", "retry_after_seconds", "retry_delay", "server_wait"]
+           "heed_answer", "rate_limit_hold", "retry_after_seconds", "retry_delay", "server_wait"]
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,24 @@ def rate_limit_hold(headers: Mapping[str, str]) -> float:
     return min(max(reset, 0.0), MAX_RETRY_AFTER)
 
 
+class _Gate(Protocol):
+    def pause(self, seconds: float) -> None: ...
+
+
+def heed_answer(gate: _Gate, api: Api, method: str, status: int, headers: Mapping[str, str]) -> float | None:
+    """What every transport does with an answer's waiting headers, in one place: close ``gate`` for
+    a 429/503's wait (``server_wait``) or for a nearly spent budget (``rate_limit_hold``, reported as
+    a "hold" event); returns the wait the service asked for, the floor of a retry."""
+    retry_after = server_wait(status, headers)
+    if status in THROTTLED and retry_after is not None:
+        # Close the gate for everyone, even when this request will not be retried.
+        gate.pause(min(retry_after, MAX_RETRY_AFTER))
+    elif hold := rate_limit_hold(headers):
+        gate.pause(hold)
+        _observe(TransportEvent(api, "hold", method, status, hold, "rate_limit"))
+    return retry_after
+
+
 class PauseGate:
     """Closed until a deadline: every request waits for it right before it leaves.
 
@@ -251,13 +269,7 @@ class RetryingTransport(httpx.AsyncBaseTransport):
             if response is not None:
                 status = response.status_code
                 _observe(TransportEvent(self.api, "response", request.method, status))
-                retry_after = server_wait(status, response.headers)
-                if status in THROTTLED and retry_after is not None:
-                    # Close the gate for everyone, even when this request will not be retried.
-                    self.gate.pause(min(retry_after, MAX_RETRY_AFTER))
-                elif hold := rate_limit_hold(response.headers):
-                    self.gate.pause(hold)
-                    _observe(TransportEvent(self.api, "hold", request.method, status, hold, "rate_limit"))
+                retry_after = heed_answer(self.gate, self.api, request.method, status, response.headers)
                 retryable = status in THROTTLED or (status in TRANSIENT and request.method in IDEMPOTENT)
                 if (not retryable or attempt == total
                         or (retry_after is not None and retry_after >= MAX_RETRY_AFTER)):
@@ -362,12 +374,7 @@ class RetryingAdapter(HTTPAdapter):
             else:
                 status = response.status_code
                 _observe(TransportEvent(self.api, "response", method, status))
-                retry_after = server_wait(status, response.headers)
-                if status in THROTTLED and retry_after is not None:
-                    self.gate.pause(min(retry_after, MAX_RETRY_AFTER))
-                elif hold := rate_limit_hold(response.headers):
-                    self.gate.pause(hold)
-                    _observe(TransportEvent(self.api, "hold", method, status, hold, "rate_limit"))
+                retry_after = heed_answer(self.gate, self.api, method, status, response.headers)
                 wait = retry_delay(method, status, retry_after, attempt=attempt, policy=self.policy, rng=self._rng)
                 if wait is None:
                     return response
@@ -415,12 +422,7 @@ class SyncRetryingTransport(httpx.BaseTransport):
             else:
                 status = response.status_code
                 _observe(TransportEvent(self.api, "response", request.method, status))
-                retry_after = server_wait(status, response.headers)
-                if status in THROTTLED and retry_after is not None:
-                    self.gate.pause(min(retry_after, MAX_RETRY_AFTER))
-                elif hold := rate_limit_hold(response.headers):
-                    self.gate.pause(hold)
-                    _observe(TransportEvent(self.api, "hold", request.method, status, hold, "rate_limit"))
+                retry_after = heed_answer(self.gate, self.api, request.method, status, response.headers)
                 wait = retry_delay(request.method, status, retry_after, attempt=attempt, policy=self.policy,
                                    rng=self._rng)
                 if wait is None:
