@@ -21,11 +21,12 @@ also asks for a sync, since changes made while the flow was paused were never an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 __all__ = [
@@ -157,6 +158,17 @@ class SyncRequests:
     def restore_lifecycle(self, events: dict[str, str]) -> None:
         """Put back events whose answer failed (a newer event for the same subscription wins)."""
         self.lifecycle = {**events, **self.lifecycle}
+
+    @contextlib.contextmanager
+    def answering_lifecycle(self) -> Iterator[dict[str, str]]:
+        """The lifecycle events to answer in the block; put back if the block fails, so the next
+        attempt answers them (the watch loop and the service's subscription step both use this)."""
+        events = self.take_lifecycle()
+        try:
+            yield events
+        except BaseException:
+            self.restore_lifecycle(events)
+            raise
 
     def request(self, count: int = 1) -> None:
         if count <= 0:

@@ -123,12 +123,11 @@ async def _loop(syncer: Syncer, manager: SubscriptionManager | None, requests: S
     while True:
         timeout = interval
         if manager is not None:
-            lifecycle = requests.take_lifecycle()
             try:
-                sub = await manager.ensure(lifecycle)
+                with requests.answering_lifecycle() as lifecycle:  # put back on failure: answered next time
+                    sub = await manager.ensure(lifecycle)
                 timeout = min(timeout, max(manager.renewal_due_in(sub), 1.0))
             except Exception as exc:  # the receiver unreachable, the tenant down: poll meanwhile
-                requests.restore_lifecycle(lifecycle)  # answered at the next wake-up
                 if once:
                     raise
                 log.warning("change notifications unavailable (%s); polling every %.0f s", exc, interval)

@@ -120,7 +120,8 @@ class SubscriptionStep:
     name = "subscription"
 
     def __init__(self, requests: SyncRequests | None = None) -> None:
-        self.requests = requests
+        # Without a receiver's requests (steps built by hand) no lifecycle event ever arrives.
+        self.requests = requests if requests is not None else SyncRequests()
 
     async def run(self, context: CycleContext) -> StepResult:
         from bot.syncing import _default_drive
@@ -138,13 +139,9 @@ class SubscriptionStep:
             # Permission changes too: the cycle they trigger puts hand-made drift right at once.
             manager = SubscriptionManager(graph, context.store, drive_id, notification_url=url,
                                           client_state=secret.get_secret_value(), include_security=True)
-            lifecycle = self.requests.take_lifecycle() if self.requests is not None else {}
-            try:
+            # Events put back if this fails: the next cycle answers them.
+            with self.requests.answering_lifecycle() as lifecycle:
                 sub = await manager.ensure(lifecycle)
-            except BaseException:
-                if self.requests is not None:
-                    self.requests.restore_lifecycle(lifecycle)  # answered by the next cycle
-                raise
         finally:
             authenticator.close()
         return StepResult({"renewal_due_in_seconds": int(manager.renewal_due_in(sub)),
