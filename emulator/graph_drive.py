@@ -821,14 +821,14 @@ async def delta(ctx: Ctx) -> Resp:
             raise HttpError(400, "invalidRequest", "The delta token belongs to another drive.")
         if pos.generation != drive.delta_generation or now - pos.issued > DELTA_MAX_AGE:
             raise _resync(link(fresh))
-        if pos.phase == "s" and pos.snapshot is not None and state.snapshot_size(pos.snapshot) is None:
-            raise _resync(link(fresh))  # an abandoned enumeration no longer kept
 
     page: list[Item] = []
     after = pos.seq
     if pos.phase == "s":
         snapshot = pos.snapshot or state.open_snapshot(drive.id, pos.seq)
-        size = state.snapshot_size(snapshot) or 0
+        size = state.snapshot_size(snapshot)
+        if size is None:
+            raise _resync(link(fresh))  # an abandoned enumeration no longer kept
         page = state.snapshot_items(snapshot, upto_seq=pos.seq, after=pos.done, limit=top)
         if pos.done + top < size:
             nxt = dataclasses.replace(pos, snapshot=snapshot, done=pos.done + top)

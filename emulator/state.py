@@ -1082,10 +1082,6 @@ class State:
             self.x("DELETE FROM delta_snapshot_items WHERE snapshot_id=?", (snapshot_id,))
             self.x("DELETE FROM delta_snapshots WHERE id=?", (snapshot_id,))
 
-    @staticmethod
-    def depth_of(item: Item) -> int:
-        return item.path.count("/")
-
     # Added for graph_drive: upload sessions, check-out state, quota.
     def create_upload_session(self, *, drive_id: str, parent_id: str, name: str, conflict: str,
                               total: int | None, expires: str, defer_commit: bool, client_id: str,
