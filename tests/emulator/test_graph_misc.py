@@ -456,6 +456,18 @@ class Receiver:
     def url(self) -> str:
         return f"http://localhost:{self.port}/hook"
 
+    async def after(self, change: Callable[[], Awaitable[Any]], within: float, settle: float = 0.0
+                    ) -> list[dict[str, Any]]:
+        """The notifications that arrive after ``change``: waits for the first up to ``within``
+        seconds, then ``settle`` seconds more for the rest of the batch."""
+        self.notifications.clear()
+        self.arrived.clear()
+        await change()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.arrived.wait(), timeout=within)
+        await asyncio.sleep(settle)
+        return list(self.notifications)
+
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
@@ -560,13 +572,11 @@ async def test_a_reauthorization_pauses_notifications_until_the_app_answers(  # 
     assert len(receiver.validations) == 2  # both URLs are validated, even when equal
 
     async def change_arrives(title: str, within: float) -> bool:
-        receiver.notifications.clear()
-        receiver.arrived.clear()
-        (await graph_http.patch(f"/drives/{drive}/items/root:/{unique}:/listItem/fields",
-                                json={"Title": title})).raise_for_status()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(receiver.arrived.wait(), timeout=within)
-        return any(n["subscriptionId"] == created.id and "changeType" in n for n in receiver.notifications)
+        async def change() -> None:
+            (await graph_http.patch(f"/drives/{drive}/items/root:/{unique}:/listItem/fields",
+                                    json={"Title": title})).raise_for_status()
+        notes = await receiver.after(change, within)
+        return any(n["subscriptionId"] == created.id and "changeType" in n for n in notes)
 
     challenged = (await tenant_admin.post(f"/subscriptions/{created.id}/reauthorize")).json()
     assert challenged["delivered"] and challenged["paused"]
@@ -602,13 +612,7 @@ async def test_permission_changes_are_notified_only_with_includesecuritywebhooks
 
     async def notified_after(change: Callable[[], Awaitable[Any]]) -> set[str]:
         await asyncio.sleep(1.5)  # earlier changes have landed
-        receiver.notifications.clear()
-        receiver.arrived.clear()
-        await change()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(receiver.arrived.wait(), timeout=4)
-        await asyncio.sleep(0.5)
-        return {n["subscriptionId"] for n in receiver.notifications} & {plain, secured}
+        return {n["subscriptionId"] for n in await receiver.after(change, 4, settle=0.5)} & {plain, secured}
 
     async def share() -> None:
         (await graph_http.post(f"/drives/{drive}/items/root:/{unique}:/createLink",
